@@ -1,0 +1,165 @@
+import type { SealEnvelope } from '@crate/crypto-core';
+import type { ApiClient } from './http/client.js';
+
+/** Typed wrappers for the v1 routes in docs/protocol.md. One function a route, no logic. */
+
+export interface WhoamiOrg {
+  id: string;
+  name: string;
+  role: string;
+}
+
+export interface Whoami {
+  actor: unknown;
+  token: unknown;
+  orgs: WhoamiOrg[];
+}
+
+export interface PublicKeyAnswer {
+  keyId: string;
+  algorithm: string;
+  spki: string;
+  fingerprint: string;
+  signingKey: { keyId: string; spki: string; fingerprint: string };
+  /** Present after a rotation: the previous signing key's signature over the new keys. */
+  vouch?: { signingKeyId: string; signature: string };
+}
+
+export interface SecretMetadata {
+  name: string;
+  version: number;
+  tags: string[];
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export interface SecretVersion {
+  version: number;
+  createdAt: string;
+  author: string;
+  kind: string;
+}
+
+export interface Scope {
+  org: string;
+  project: string;
+  environment: string;
+}
+
+const org = (id: string): string => `/v1/organization/${encodeURIComponent(id)}`;
+const secretPath = (orgId: string, name: string): string =>
+  `${org(orgId)}/secrets/${encodeURIComponent(name)}`;
+
+export function whoami(client: ApiClient): Promise<Whoami> {
+  return client.request('GET', '/v1/whoami');
+}
+
+export function publicKey(client: ApiClient, orgId: string): Promise<PublicKeyAnswer> {
+  return client.request('GET', `${org(orgId)}/secrets/public-key`);
+}
+
+export function putSecrets(
+  client: ApiClient,
+  scope: Scope,
+  secrets: { name: string; seal: SealEnvelope; tags?: string[] }[],
+): Promise<{ secrets: { name: string; version: number }[] }> {
+  return client.request('PUT', `${org(scope.org)}/secrets`, {
+    body: { sealed: true, project: scope.project, environment: scope.environment, secrets },
+  });
+}
+
+export function listSecrets(
+  client: ApiClient,
+  scope: Scope,
+  tags?: string[],
+): Promise<{ secrets: SecretMetadata[] }> {
+  return client.request('GET', `${org(scope.org)}/secrets`, {
+    query: {
+      project: scope.project,
+      env: scope.environment,
+      tags: tags && tags.length > 0 ? tags.join(',') : undefined,
+    },
+  });
+}
+
+export function retrieveSecrets(
+  client: ApiClient,
+  scope: Scope,
+  request: { names?: string[]; publicKey: string; nonce: string },
+): Promise<{ bundle: unknown }> {
+  return client.request('POST', `${org(scope.org)}/secrets/retrieve`, {
+    body: { project: scope.project, environment: scope.environment, ...request },
+  });
+}
+
+export function deleteSecret(
+  client: ApiClient,
+  scope: Scope,
+  name: string,
+): Promise<{ name: string; deleted: true }> {
+  return client.request('DELETE', secretPath(scope.org, name), {
+    query: { project: scope.project, env: scope.environment },
+  });
+}
+
+export function secretVersions(
+  client: ApiClient,
+  scope: Scope,
+  name: string,
+): Promise<{ versions: SecretVersion[] }> {
+  return client.request('GET', `${secretPath(scope.org, name)}/versions`, {
+    query: { project: scope.project, env: scope.environment },
+  });
+}
+
+export function rollbackSecret(
+  client: ApiClient,
+  scope: Scope,
+  name: string,
+  version: number,
+): Promise<{ name: string; version: number }> {
+  return client.request('POST', `${secretPath(scope.org, name)}/rollback`, {
+    body: { project: scope.project, environment: scope.environment, version },
+  });
+}
+
+export function listProjects(client: ApiClient, orgId: string): Promise<unknown> {
+  return client.request('GET', `${org(orgId)}/projects`);
+}
+
+export function listTokens(client: ApiClient, orgId: string): Promise<unknown> {
+  return client.request('GET', `${org(orgId)}/tokens`);
+}
+
+export function createToken(
+  client: ApiClient,
+  orgId: string,
+  body: {
+    name: string;
+    project: string;
+    environment: string;
+    access: 'read' | 'read-write';
+    expiresInSeconds: number;
+  },
+): Promise<Record<string, unknown>> {
+  return client.request('POST', `${org(orgId)}/tokens`, { body });
+}
+
+export function revokeToken(client: ApiClient, orgId: string, tokenId: string): Promise<unknown> {
+  return client.request('DELETE', `${org(orgId)}/tokens/${encodeURIComponent(tokenId)}`);
+}
+
+export function auditLog(
+  client: ApiClient,
+  orgId: string,
+  query: { limit?: number; afterSeq?: number },
+): Promise<unknown> {
+  return client.request('GET', `${org(orgId)}/audit`, { query });
+}
+
+export function auditVerify(
+  client: ApiClient,
+  orgId: string,
+): Promise<{ ok: boolean; count: number; firstBroken?: unknown }> {
+  return client.request('GET', `${org(orgId)}/audit/verify`);
+}

@@ -1,0 +1,3 @@
+// The encrypted copy of the last good bundle, for `crate run --fallback`.
+export type { FallbackBundle, FallbackStoreOptions } from './store.js';
+export { defaultFallbackKeyFile, FallbackStore } from './store.js';

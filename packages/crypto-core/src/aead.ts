@@ -1,0 +1,88 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { decryptError } from './errors.js';
+import { assertBytes } from './lib/assert.js';
+
+/** AES-256-GCM parameters. Crate uses one nonce size and one tag size, nothing else. */
+export const AEAD_KEY_BYTES = 32;
+export const AEAD_NONCE_BYTES = 12;
+export const AEAD_TAG_BYTES = 16;
+
+export interface AeadParts {
+  readonly nonce: Buffer;
+  readonly ciphertext: Buffer;
+  readonly tag: Buffer;
+}
+
+/**
+ * Encrypts with AES-256-GCM under a random 96-bit nonce. `aad` is required (it may be empty
+ * only at this raw layer; every Crate format passes a non-empty context).
+ */
+export function aeadEncrypt(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): AeadParts {
+  const nonce = randomBytes(AEAD_NONCE_BYTES);
+  return aeadEncryptWithNonce(key, nonce, plaintext, aad);
+}
+
+/** Exposed for known-answer tests only; production code must use aeadEncrypt (random nonce). */
+export function aeadEncryptWithNonce(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): AeadParts {
+  assertBytes(key, 'key', AEAD_KEY_BYTES);
+  assertBytes(nonce, 'nonce', AEAD_NONCE_BYTES);
+  assertBytes(plaintext, 'plaintext');
+  assertBytes(aad, 'aad');
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { nonce: Buffer.from(nonce), ciphertext, tag: cipher.getAuthTag() };
+}
+
+/**
+ * Decrypts and authenticates. Any nonce that is not 96 bits, any tag that is not 16 bytes,
+ * and any authentication failure throw the same ERR_DECRYPT: these are all attacker-caused.
+ * The key and aad are ours, so a wrong-sized key is a programming error (RangeError).
+ */
+export function aeadDecrypt(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  aad: Uint8Array,
+): Buffer {
+  assertBytes(key, 'key', AEAD_KEY_BYTES);
+  assertBytes(aad, 'aad');
+  assertBytes(nonce, 'nonce');
+  assertBytes(ciphertext, 'ciphertext');
+  assertBytes(tag, 'tag');
+  if (nonce.length !== AEAD_NONCE_BYTES || tag.length !== AEAD_TAG_BYTES) {
+    throw decryptError();
+  }
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch (cause) {
+    throw decryptError(cause);
+  }
+}
+
+/** nonce || ciphertext || tag, the compact form used inside Crate's envelopes. */
+export function aeadSeal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+  const { nonce, ciphertext, tag } = aeadEncrypt(key, plaintext, aad);
+  return Buffer.concat([nonce, ciphertext, tag]);
+}
+
+/** Opens nonce || ciphertext || tag; input too short to hold a nonce and a tag fails closed. */
+export function aeadOpen(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Buffer {
+  assertBytes(sealed, 'sealed');
+  if (sealed.length < AEAD_NONCE_BYTES + AEAD_TAG_BYTES) {
+    throw decryptError();
+  }
+  const nonce = sealed.subarray(0, AEAD_NONCE_BYTES);
+  const tag = sealed.subarray(sealed.length - AEAD_TAG_BYTES);
+  const ciphertext = sealed.subarray(AEAD_NONCE_BYTES, sealed.length - AEAD_TAG_BYTES);
+  return aeadDecrypt(key, nonce, ciphertext, tag, aad);
+}

@@ -1,0 +1,132 @@
+import type { AuditEntryBody, SignedAuditEntry } from '@crate/crypto-core';
+import { type Kysely, sql, type Transaction } from 'kysely';
+import type { AuditRow, Database } from '../db/schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface ChainHead {
+  seq: number;
+  hash: Buffer;
+}
+
+/**
+ * Locks a chain's head row for the rest of the transaction, creating it at genesis first.
+ * Every process appends through this lock, so two servers on one Postgres never hand out the
+ * same seq or link to a stale hash.
+ */
+export async function lockChainHead(
+  trx: Transaction<Database>,
+  chain: string,
+  genesis: Buffer,
+): Promise<ChainHead> {
+  await trx
+    .insertInto('audit_chain_heads')
+    .values({ chain, seq: 0, hash: genesis, updated_at: new Date() })
+    .onConflict((oc) => oc.column('chain').doNothing())
+    .execute();
+  return trx
+    .selectFrom('audit_chain_heads')
+    .select(['seq', 'hash'])
+    .where('chain', '=', chain)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+}
+
+export async function insertEntries(
+  trx: Transaction<Database>,
+  entries: SignedAuditEntry[],
+): Promise<void> {
+  await trx.insertInto('audit_entries').values(entries.map(toRow)).execute();
+}
+
+export async function advanceChainHead(
+  trx: Transaction<Database>,
+  chain: string,
+  head: ChainHead,
+): Promise<void> {
+  await trx
+    .updateTable('audit_chain_heads')
+    .set({ seq: head.seq, hash: head.hash, updated_at: new Date() })
+    .where('chain', '=', chain)
+    .execute();
+}
+
+export function readChainHead(db: Db, chain: string): Promise<ChainHead | undefined> {
+  return db
+    .selectFrom('audit_chain_heads')
+    .select(['seq', 'hash'])
+    .where('chain', '=', chain)
+    .executeTakeFirst();
+}
+
+export async function listEntries(
+  db: Db,
+  chain: string,
+  options: { afterSeq: number; limit: number },
+): Promise<SignedAuditEntry[]> {
+  const rows = await db
+    .selectFrom('audit_entries')
+    .selectAll()
+    .where('chain', '=', chain)
+    .where('seq', '>', options.afterSeq)
+    .orderBy('seq')
+    .limit(options.limit)
+    .execute();
+  return rows.map(fromRow);
+}
+
+/** For tests and operators: whether the append-only trigger is in place. */
+export async function appendOnlyTriggerEnabled(db: Db): Promise<boolean> {
+  const result = await sql<{ enabled: string }>`
+    select tgenabled as enabled from pg_trigger
+    where tgname = 'audit_entries_no_update_delete'`.execute(db);
+  return result.rows[0]?.enabled === 'O';
+}
+
+function toRow(entry: SignedAuditEntry): AuditRow {
+  const b = entry.body;
+  return {
+    chain: b.chain,
+    seq: b.seq,
+    time: b.time,
+    request_id: b.requestId,
+    actor: b.actor,
+    org_id: b.orgId,
+    project: b.project,
+    environment: b.environment,
+    action: b.action,
+    target: b.target,
+    outcome: b.outcome,
+    client_address: b.clientAddress,
+    code: b.code,
+    prev_hash: entry.prevHash,
+    hash: entry.hash,
+    signature: entry.signature,
+    key_id: entry.keyId,
+  };
+}
+
+export function fromRow(row: AuditRow): SignedAuditEntry {
+  const body: AuditEntryBody = {
+    chain: row.chain,
+    seq: row.seq,
+    time: row.time,
+    requestId: row.request_id,
+    actor: row.actor,
+    orgId: row.org_id,
+    project: row.project,
+    environment: row.environment,
+    action: row.action,
+    target: row.target,
+    outcome: row.outcome,
+    clientAddress: row.client_address,
+    code: row.code,
+  };
+  return {
+    body,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+    signature: row.signature,
+    keyId: row.key_id,
+  };
+}

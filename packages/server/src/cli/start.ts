@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import { CrateError } from '@crate/crypto-core';
+import { EnvMasterKeyProvider, INSECURE_DEV_KEY_WARNING } from '../master-key/env-provider.js';
+import { FileMasterKeyProvider } from '../master-key/file-provider.js';
+import {
+  DEFAULT_MASTER_KEY_FILE,
+  MASTER_KEY_ENV,
+  MASTER_KEY_FILE_ENV,
+  type MasterKeyProvider,
+} from '../master-key/provider.js';
+import { startServer } from '../server.js';
+import { databaseFromFlags } from './database-option.js';
+
+export interface StartFlags {
+  host: string;
+  port: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  masterKeyFile?: string;
+  migrate: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecureDevKeyFromEnv?: boolean;
+}
+
+export async function runStart(flags: StartFlags): Promise<void> {
+  const database = databaseFromFlags(flags);
+  const port = Number(flags.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CrateError(
+      'ERR_USAGE',
+      `--port must be an integer between 0 and 65535, not ${flags.port}`,
+    );
+  }
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) {
+    throw new CrateError('ERR_USAGE', '--tls-cert and --tls-key go together');
+  }
+  let masterKey: MasterKeyProvider;
+  if (flags.insecureDevKeyFromEnv) {
+    process.stderr.write(`${INSECURE_DEV_KEY_WARNING}\n`);
+    masterKey = new EnvMasterKeyProvider();
+  } else {
+    if (process.env[MASTER_KEY_ENV]) {
+      throw new CrateError(
+        'ERR_MASTER_KEY_INSECURE',
+        `${MASTER_KEY_ENV} is set but key material in the environment is refused: unset it and use ` +
+          '--master-key-file (or CRATE_MASTER_KEY_FILE naming the path); for development only, pass --insecure-dev-key-from-env',
+      );
+    }
+    const path = flags.masterKeyFile ?? process.env[MASTER_KEY_FILE_ENV] ?? DEFAULT_MASTER_KEY_FILE;
+    masterKey = new FileMasterKeyProvider(
+      path,
+      'dataDir' in database ? { dataDir: database.dataDir } : {},
+    );
+  }
+  const https =
+    flags.tlsCert && flags.tlsKey
+      ? { cert: await readFile(flags.tlsCert), key: await readFile(flags.tlsKey) }
+      : undefined;
+  const server = await startServer({
+    database,
+    masterKey,
+    migrate: flags.migrate,
+    host: flags.host,
+    port,
+    app: https ? { https } : {},
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.app.log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // The one line on stdout: tests and scripts wait for it.
+  process.stdout.write(`crate-server listening on ${server.url}\n`);
+}

@@ -1,0 +1,194 @@
+import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * Table types for kysely. Every ciphertext and wrapped key is `bytea` (a Buffer here: the PGlite
+ * driver converts its Uint8Arrays so both engines hand back the same type). No column holds a
+ * plaintext value, a token or an unwrapped key.
+ */
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type NullableTimestamp = ColumnType<
+  Date | null,
+  Date | string | null | undefined,
+  Date | string | null
+>;
+
+export type Role = 'owner' | 'admin' | 'developer' | 'viewer';
+export type KeyStatus = 'active' | 'retired' | 'destroyed';
+export type DekStatus = 'active' | 'retired' | 'destroyed';
+export type TokenKind = 'pat' | 'svc';
+export type TokenAccess = 'read' | 'read-write';
+
+export interface OrgsTable {
+  id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface OrgDeksTable {
+  org_id: string;
+  version: number;
+  wrapped_key: Buffer;
+  master_key_version: number;
+  status: DekStatus;
+  created_at: CreatedAt;
+}
+
+/** Shared shape of org_keys and system_keys: a public key in clear, the private key wrapped. */
+export interface AsymmetricKeyColumns {
+  id: string;
+  public_key: Buffer;
+  fingerprint: string;
+  /** Set to null when the key is destroyed. */
+  wrapped_private_key: Buffer | null;
+  master_key_version: number;
+  status: KeyStatus;
+  created_at: CreatedAt;
+  retired_at: NullableTimestamp;
+}
+
+export interface OrgKeysTable extends AsymmetricKeyColumns {
+  org_id: string;
+  kind: 'sealing' | 'signing';
+}
+
+export interface SystemKeysTable extends AsymmetricKeyColumns {
+  kind: 'audit';
+}
+
+export interface ProjectsTable {
+  id: string;
+  org_id: string;
+  slug: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface EnvironmentsTable {
+  id: string;
+  org_id: string;
+  project_id: string;
+  slug: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface SecretsTable {
+  id: string;
+  org_id: string;
+  project_id: string;
+  environment_id: string;
+  name: string;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  current_version: number;
+  deleted_at: NullableTimestamp;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface SecretVersionsTable {
+  secret_id: string;
+  version: number;
+  wrapped_dek: Buffer;
+  ciphertext: Buffer;
+  org_dek_version: number;
+  client_encrypted: boolean;
+  /** The actor string (see auth/principal.ts), never a token. */
+  author: string;
+  created_at: CreatedAt;
+  kind: ColumnType<'set' | 'rollback', 'set' | 'rollback' | undefined, never>;
+  /** The version a rollback restored; null for a sealed write. */
+  rolled_back_from: ColumnType<number | null, number | null | undefined, never>;
+}
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  created_at: CreatedAt;
+}
+
+export interface MembershipsTable {
+  org_id: string;
+  user_id: string;
+  role: Role;
+  created_at: CreatedAt;
+}
+
+export interface TokensTable {
+  /** The lookup part of the token (16 base32 characters); not secret. */
+  id: string;
+  kind: TokenKind;
+  /** SHA-256 of the secret part. */
+  secret_hash: Buffer;
+  /** Null for personal access tokens: a user reaches orgs through memberships. */
+  org_id: string | null;
+  user_id: string | null;
+  project_id: string | null;
+  environment_id: string | null;
+  access: TokenAccess | null;
+  name: string;
+  created_at: CreatedAt;
+  expires_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+}
+
+export interface AuditEntriesTable {
+  chain: string;
+  seq: number;
+  /** ISO 8601 text, stored verbatim so the canonical bytes can be recomputed exactly. */
+  time: string;
+  request_id: string;
+  actor: string;
+  org_id: string | null;
+  project: string | null;
+  environment: string | null;
+  action: string;
+  target: string | null;
+  outcome: 'success' | 'denied' | 'error';
+  client_address: string | null;
+  code: string | null;
+  prev_hash: Buffer;
+  hash: Buffer;
+  signature: Buffer;
+  key_id: string;
+}
+
+export interface AuditChainHeadsTable {
+  chain: string;
+  seq: number;
+  hash: Buffer;
+  updated_at: Timestamp;
+}
+
+export interface Database {
+  orgs: OrgsTable;
+  org_deks: OrgDeksTable;
+  org_keys: OrgKeysTable;
+  system_keys: SystemKeysTable;
+  projects: ProjectsTable;
+  environments: EnvironmentsTable;
+  secrets: SecretsTable;
+  secret_versions: SecretVersionsTable;
+  users: UsersTable;
+  memberships: MembershipsTable;
+  tokens: TokensTable;
+  audit_entries: AuditEntriesTable;
+  audit_chain_heads: AuditChainHeadsTable;
+}
+
+export type Org = Selectable<OrgsTable>;
+export type OrgKey = Selectable<OrgKeysTable>;
+export type SystemKey = Selectable<SystemKeysTable>;
+export type Project = Selectable<ProjectsTable>;
+export type Environment = Selectable<EnvironmentsTable>;
+export type Secret = Selectable<SecretsTable>;
+export type NewSecret = Insertable<SecretsTable>;
+export type SecretUpdate = Updateable<SecretsTable>;
+export type SecretVersion = Selectable<SecretVersionsTable>;
+export type NewSecretVersion = Insertable<SecretVersionsTable>;
+export type User = Selectable<UsersTable>;
+export type Membership = Selectable<MembershipsTable>;
+export type Token = Selectable<TokensTable>;
+export type AuditRow = Selectable<AuditEntriesTable>;

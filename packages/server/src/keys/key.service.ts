@@ -1,0 +1,281 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  CrateError,
+  importSealingPrivateKey,
+  importSigningPrivateKey,
+  importSigningPublicKey,
+  isCrateError,
+  type Keyring,
+  unwrapOrgDek,
+  unwrapPrivateKey,
+  type VersionedKey,
+  zeroize,
+} from '@crate/crypto-core';
+import type { Kysely } from 'kysely';
+import type { AuditSigner } from '../audit/audit.writer.js';
+import type { Database, KeyStatus } from '../db/schema.js';
+import { KeyCache } from './key-cache.js';
+import {
+  findActiveAuditKey,
+  findActiveOrgKey,
+  findOrgKey,
+  listAllWrappedOrgMaterial,
+  listOrgDeks,
+  listSystemKeys,
+} from './keys.repository.js';
+import type { UnsealState } from './unseal-state.js';
+
+/** The org DEKs a request may use: the active one for new wraps, any held version for opening. */
+export interface OrgDeks {
+  readonly orgId: string;
+  readonly active: VersionedKey;
+  /** Synchronous, so it can be passed to crypto-core as a KeyLookup. */
+  readonly lookup: (version: number) => Buffer | undefined;
+}
+
+export interface SealingKey {
+  keyId: string;
+  status: KeyStatus;
+  privateKey: KeyObject;
+}
+
+export interface KeyCachePolicy {
+  maxEntries: number;
+  ttlMs: number;
+}
+
+/**
+ * Cache policy: unwrapped org DEKs sit in a bounded LRU (default 1,000 orgs, 10 minutes
+ * since load) and are zeroed on eviction, on expiry and at shutdown; a pinned entry is zeroed
+ * when its last user releases it. Private keys are cached as KeyObjects (same bound): their
+ * bytes live inside OpenSSL, where JavaScript cannot zero them; the PKCS#8 buffer they are
+ * imported from is zeroed immediately. A miss costs one row read and one AES-GCM unwrap.
+ */
+export const DEFAULT_KEY_CACHE_POLICY: KeyCachePolicy = { maxEntries: 1000, ttlMs: 10 * 60_000 };
+
+const AUDIT_SIGNER_REFRESH_MS = 60_000;
+
+interface CachedDeks {
+  activeVersion: number;
+  versions: Map<number, Buffer>;
+}
+
+export class KeyService {
+  readonly #db: Kysely<Database>;
+  readonly #keyring: Keyring;
+  readonly #unseal: UnsealState;
+  readonly #deks: KeyCache<CachedDeks>;
+  readonly #privateKeys: KeyCache<KeyObject>;
+  #auditPublicKeys = new Map<string, KeyObject>();
+  #auditSigner: { signer: AuditSigner; loadedAt: number } | undefined;
+
+  constructor(
+    db: Kysely<Database>,
+    keyring: Keyring,
+    unseal: UnsealState,
+    policy = DEFAULT_KEY_CACHE_POLICY,
+  ) {
+    this.#db = db;
+    this.#keyring = keyring;
+    this.#unseal = unseal;
+    this.#deks = new KeyCache<CachedDeks>(policy, (entry) => {
+      for (const key of entry.versions.values()) zeroize(key);
+      entry.versions.clear();
+    });
+    this.#privateKeys = new KeyCache<KeyObject>(policy, () => {});
+  }
+
+  get keyring(): Keyring {
+    return this.#keyring;
+  }
+
+  /**
+   * Runs `fn` with the org's unwrapped DEKs. The keys stay valid until `fn` settles; do not
+   * keep references to them afterwards (they are zeroed when evicted).
+   */
+  async useOrgDeks<T>(orgId: string, fn: (deks: OrgDeks) => Promise<T> | T): Promise<T> {
+    const { value, release } = await this.#deks.acquire(orgId, () => this.#loadDeks(orgId));
+    try {
+      const active = value.versions.get(value.activeVersion)!;
+      return await fn({
+        orgId,
+        active: { version: value.activeVersion, key: active },
+        lookup: (version) => value.versions.get(version),
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /** The org's sealing private key by id (active or retired), or undefined if unknown/destroyed. */
+  async sealingKey(orgId: string, keyId: string): Promise<SealingKey | undefined> {
+    const row = await findOrgKey(this.#db, orgId, keyId);
+    if (row?.kind !== 'sealing' || row.wrapped_private_key === null) return undefined;
+    const privateKey = await this.#privateKey(orgId, row.id, 'sealing', row.wrapped_private_key);
+    return { keyId: row.id, status: row.status, privateKey };
+  }
+
+  /** The org's active Ed25519 bundle-signing key. */
+  async activeSigningKey(orgId: string): Promise<{ keyId: string; privateKey: KeyObject }> {
+    const row = await findActiveOrgKey(this.#db, orgId, 'signing');
+    if (!row || row.wrapped_private_key === null) {
+      throw new CrateError('ERR_INTERNAL', `organization ${orgId} has no active signing key`);
+    }
+    return {
+      keyId: row.id,
+      privateKey: await this.#privateKey(orgId, row.id, 'signing', row.wrapped_private_key),
+    };
+  }
+
+  /**
+   * The signer for the audit log. Looked up at most once a minute: the audit writer asks for
+   * it on every batch, and the active audit key changes only on a (rare) rotation.
+   */
+  async auditSigner(): Promise<AuditSigner> {
+    const cached = this.#auditSigner;
+    if (cached && Date.now() - cached.loadedAt < AUDIT_SIGNER_REFRESH_MS) return cached.signer;
+    const row = await findActiveAuditKey(this.#db);
+    if (!row || row.wrapped_private_key === null) {
+      throw new CrateError('ERR_AUDIT_UNAVAILABLE', 'no active audit signing key');
+    }
+    const signer = {
+      keyId: row.id,
+      privateKey: await this.#privateKey('system', row.id, 'audit', row.wrapped_private_key),
+    };
+    this.#auditSigner = { signer, loadedAt: Date.now() };
+    return signer;
+  }
+
+  /** Audit public keys by id (retired ones too: old entries stay verifiable). */
+  async auditPublicKeys(): Promise<(keyId: string) => KeyObject | undefined> {
+    const rows = await listSystemKeys(this.#db);
+    for (const row of rows) {
+      if (!this.#auditPublicKeys.has(row.id)) {
+        this.#auditPublicKeys.set(row.id, importSigningPublicKey(row.public_key));
+      }
+    }
+    const known = this.#auditPublicKeys;
+    return (keyId) => known.get(keyId);
+  }
+
+  /**
+   * Unwraps every org DEK and private key the database holds, then throws away the result.
+   * Run at start-up so a wrong key file or a copied database is refused before serving.
+   */
+  async verifyMasterKeyOpensEverything(): Promise<{ deks: number; privateKeys: number }> {
+    const [deks, orgKeys, systemKeys] = await listAllWrappedOrgMaterial(this.#db);
+    for (const dek of deks) {
+      const key = this.#unwrap(
+        () =>
+          unwrapOrgDek(this.#keyring, dek.wrapped_key, {
+            orgId: dek.org_id,
+            dekVersion: dek.version,
+          }),
+        `the DEK v${dek.version} of organization ${dek.org_id}`,
+      );
+      zeroize(key);
+    }
+    for (const key of orgKeys) {
+      const der = this.#unwrap(
+        () =>
+          unwrapPrivateKey(this.#keyring, key.wrapped_private_key!, {
+            orgId: key.org_id,
+            keyId: key.id,
+            keyKind: key.kind,
+          }),
+        `the ${key.kind} key ${key.id} of organization ${key.org_id}`,
+      );
+      zeroize(der);
+    }
+    for (const key of systemKeys) {
+      const der = this.#unwrap(
+        () =>
+          unwrapPrivateKey(this.#keyring, key.wrapped_private_key!, {
+            orgId: 'system',
+            keyId: key.id,
+            keyKind: 'audit',
+          }),
+        `the audit signing key ${key.id}`,
+      );
+      zeroize(der);
+    }
+    return { deks: deks.length, privateKeys: orgKeys.length + systemKeys.length };
+  }
+
+  /** Zeroes every cached key; also call on shutdown. */
+  destroy(): void {
+    this.#auditSigner = undefined;
+    this.#deks.clear();
+    this.#privateKeys.clear();
+  }
+
+  async #loadDeks(orgId: string): Promise<CachedDeks> {
+    const rows = await listOrgDeks(this.#db, orgId);
+    const active = rows.find((row) => row.status === 'active');
+    if (!active) throw new CrateError('ERR_NOT_FOUND', 'no such organization');
+    const versions = new Map<number, Buffer>();
+    try {
+      for (const row of rows) {
+        versions.set(
+          row.version,
+          this.#unwrap(
+            () => unwrapOrgDek(this.#keyring, row.wrapped_key, { orgId, dekVersion: row.version }),
+            `the DEK v${row.version} of organization ${orgId}`,
+          ),
+        );
+      }
+    } catch (error) {
+      for (const key of versions.values()) zeroize(key);
+      throw error;
+    }
+    return { activeVersion: active.version, versions };
+  }
+
+  async #privateKey(
+    orgId: string,
+    keyId: string,
+    keyKind: 'sealing' | 'signing' | 'audit',
+    wrapped: Buffer,
+  ): Promise<KeyObject> {
+    const { value, release } = await this.#privateKeys.acquire(`${keyKind}:${keyId}`, async () => {
+      const der = this.#unwrap(
+        () => unwrapPrivateKey(this.#keyring, wrapped, { orgId, keyId, keyKind }),
+        keyKind === 'audit'
+          ? `the audit signing key ${keyId}`
+          : `the ${keyKind} key ${keyId} of organization ${orgId}`,
+      );
+      try {
+        return keyKind === 'sealing' ? importSealingPrivateKey(der) : importSigningPrivateKey(der);
+      } finally {
+        // JavaScript gives no guarantee no other copy exists; this shortens the window.
+        zeroize(der);
+      }
+    });
+    release();
+    return value;
+  }
+
+  /** Turns an unwrap failure into the fail-closed codes, and records it for /healthz. */
+  #unwrap(fn: () => Buffer, what: string): Buffer {
+    try {
+      return fn();
+    } catch (error) {
+      if (isCrateError(error, 'ERR_KEY_VERSION_UNKNOWN')) {
+        const message =
+          `the master key file does not hold the version that wrapped ${what} (${error.message}); ` +
+          'start with the key file that holds every version in use (dual-key mode during rotation)';
+        this.#unseal.fail('ERR_MASTER_KEY_VERSION_MISSING', message);
+        throw new CrateError('ERR_MASTER_KEY_VERSION_MISSING', message, { cause: error });
+      }
+      if (isCrateError(error, 'ERR_DECRYPT')) {
+        const message =
+          `the master key cannot unwrap ${what}: this key file does not belong to this database ` +
+          '(wrong key file, or a database copied from another installation); start with the key file ' +
+          'created for this database, or restore the matching backup';
+        this.#unseal.fail('ERR_MASTER_KEY_MISMATCH', message);
+        throw new CrateError('ERR_MASTER_KEY_MISMATCH', message, { cause: error });
+      }
+      throw error;
+    }
+  }
+}

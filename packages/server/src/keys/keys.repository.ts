@@ -1,0 +1,104 @@
+import type { Insertable, Kysely, Transaction } from 'kysely';
+import type {
+  Database,
+  OrgDeksTable,
+  OrgKey,
+  OrgKeysTable,
+  SystemKey,
+  SystemKeysTable,
+} from '../db/schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export async function insertOrgDek(db: Db, row: Insertable<OrgDeksTable>): Promise<void> {
+  await db.insertInto('org_deks').values(row).execute();
+}
+
+export async function insertOrgKey(db: Db, row: Insertable<OrgKeysTable>): Promise<void> {
+  await db.insertInto('org_keys').values(row).execute();
+}
+
+/** Inserts the audit key unless another process won the race; the unique index decides. */
+export async function insertSystemKeyIfNoneActive(
+  db: Db,
+  row: Insertable<SystemKeysTable>,
+): Promise<void> {
+  await db
+    .insertInto('system_keys')
+    .values(row)
+    .onConflict((oc) => oc.column('kind').where('status', '=', 'active').doNothing())
+    .execute();
+}
+
+export interface OrgDekRow {
+  version: number;
+  wrapped_key: Buffer;
+  status: 'active' | 'retired' | 'destroyed';
+}
+
+export function listOrgDeks(db: Db, orgId: string): Promise<OrgDekRow[]> {
+  return db
+    .selectFrom('org_deks')
+    .select(['version', 'wrapped_key', 'status'])
+    .where('org_id', '=', orgId)
+    .where('status', '!=', 'destroyed')
+    .orderBy('version')
+    .execute();
+}
+
+export function findOrgKey(db: Db, orgId: string, keyId: string): Promise<OrgKey | undefined> {
+  return db
+    .selectFrom('org_keys')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('id', '=', keyId)
+    .executeTakeFirst();
+}
+
+export function findActiveOrgKey(
+  db: Db,
+  orgId: string,
+  kind: 'sealing' | 'signing',
+): Promise<OrgKey | undefined> {
+  return db
+    .selectFrom('org_keys')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('kind', '=', kind)
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+}
+
+export function findActiveAuditKey(db: Db): Promise<SystemKey | undefined> {
+  return db
+    .selectFrom('system_keys')
+    .selectAll()
+    .where('kind', '=', 'audit')
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+}
+
+export function listSystemKeys(db: Db): Promise<SystemKey[]> {
+  return db.selectFrom('system_keys').selectAll().execute();
+}
+
+/** Every wrapped secret the master key must be able to open: checked at start-up. */
+export function listAllWrappedOrgMaterial(db: Db) {
+  return Promise.all([
+    db
+      .selectFrom('org_deks')
+      .select(['org_id', 'version', 'wrapped_key'])
+      .where('status', '!=', 'destroyed')
+      .execute(),
+    db
+      .selectFrom('org_keys')
+      .select(['org_id', 'id', 'kind', 'wrapped_private_key'])
+      .where('wrapped_private_key', 'is not', null)
+      .execute(),
+    db
+      .selectFrom('system_keys')
+      .select(['id', 'kind', 'wrapped_private_key'])
+      .where('wrapped_private_key', 'is not', null)
+      .execute(),
+  ]);
+}

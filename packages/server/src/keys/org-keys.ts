@@ -1,0 +1,116 @@
+import {
+  formatFingerprint,
+  generateDataKey,
+  generateSealingKeyPair,
+  generateSigningKeyPair,
+  type Keyring,
+  spkiFingerprint,
+  wrapOrgDek,
+  wrapPrivateKey,
+  zeroize,
+} from '@crate/crypto-core';
+import type { Insertable, Kysely, Transaction } from 'kysely';
+import type { Database, OrgDeksTable, OrgKeysTable, SystemKeysTable } from '../db/schema.js';
+import { newId } from '../lib/ids.js';
+import {
+  findActiveAuditKey,
+  insertOrgDek,
+  insertOrgKey,
+  insertSystemKeyIfNoneActive,
+} from './keys.repository.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** The rows a new org needs: DEK v1, an RSA-3072 sealing pair and an Ed25519 signing pair. */
+export interface OrgKeyRows {
+  dek: Insertable<OrgDeksTable>;
+  sealing: Insertable<OrgKeysTable>;
+  signing: Insertable<OrgKeysTable>;
+}
+
+/**
+ * Generates an org's keys, wrapped under the active master key version. RSA generation takes
+ * a while (it runs on the libuv pool), so it happens before any transaction is opened.
+ */
+export async function generateOrgKeys(keyring: Keyring, orgId: string): Promise<OrgKeyRows> {
+  const master = keyring.active();
+  const dek = generateDataKey();
+  const sealing = await generateSealingKeyPair(3072);
+  const signing = generateSigningKeyPair();
+  const sealingId = newId('key');
+  const signingId = newId('key');
+  try {
+    return {
+      dek: {
+        org_id: orgId,
+        version: 1,
+        wrapped_key: wrapOrgDek(master, dek, { orgId, dekVersion: 1 }),
+        master_key_version: master.version,
+        status: 'active',
+      },
+      sealing: {
+        id: sealingId,
+        org_id: orgId,
+        kind: 'sealing',
+        public_key: sealing.publicKeySpki,
+        fingerprint: formatFingerprint(spkiFingerprint(sealing.publicKeySpki), 'hex'),
+        wrapped_private_key: wrapPrivateKey(master, sealing.privateKeyPkcs8, {
+          orgId,
+          keyId: sealingId,
+          keyKind: 'sealing',
+        }),
+        master_key_version: master.version,
+        status: 'active',
+      },
+      signing: {
+        id: signingId,
+        org_id: orgId,
+        kind: 'signing',
+        public_key: signing.publicKeySpki,
+        fingerprint: formatFingerprint(spkiFingerprint(signing.publicKeySpki), 'hex'),
+        wrapped_private_key: wrapPrivateKey(master, signing.privateKeyPkcs8, {
+          orgId,
+          keyId: signingId,
+          keyKind: 'signing',
+        }),
+        master_key_version: master.version,
+        status: 'active',
+      },
+    };
+  } finally {
+    // JavaScript gives no guarantee that no copy survives; this shortens the window.
+    zeroize(dek, sealing.privateKeyPkcs8, signing.privateKeyPkcs8);
+  }
+}
+
+export async function insertOrgKeys(db: Db, rows: OrgKeyRows): Promise<void> {
+  await insertOrgDek(db, rows.dek);
+  await insertOrgKey(db, rows.sealing);
+  await insertOrgKey(db, rows.signing);
+}
+
+/** Creates the audit signing key if there is none; safe when several processes start at once. */
+export async function ensureAuditKey(db: Db, keyring: Keyring): Promise<void> {
+  if (await findActiveAuditKey(db)) return;
+  const master = keyring.active();
+  const pair = generateSigningKeyPair();
+  const id = newId('key');
+  try {
+    const row: Insertable<SystemKeysTable> = {
+      id,
+      kind: 'audit',
+      public_key: pair.publicKeySpki,
+      fingerprint: formatFingerprint(spkiFingerprint(pair.publicKeySpki), 'hex'),
+      wrapped_private_key: wrapPrivateKey(master, pair.privateKeyPkcs8, {
+        orgId: 'system',
+        keyId: id,
+        keyKind: 'audit',
+      }),
+      master_key_version: master.version,
+      status: 'active',
+    };
+    await insertSystemKeyIfNoneActive(db, row);
+  } finally {
+    zeroize(pair.privateKeyPkcs8);
+  }
+}

@@ -1,0 +1,369 @@
+import type { KeyObject } from 'node:crypto';
+import {
+  type BundleEntry,
+  type BundleEnvelope,
+  buildBundle,
+  CrateError,
+  decryptSecret,
+  encodeBundlePayload,
+  encryptSecret,
+  isCrateError,
+  openSeal,
+  SEAL_ALGORITHM,
+  type SecretRef,
+  zeroize,
+} from '@crate/crypto-core';
+import type { Access } from '../auth/authorize.js';
+import { actorOf } from '../auth/principal.js';
+import type { Environment, Org, Project } from '../db/schema.js';
+import type { AppContext } from '../http/context.js';
+import { findActiveOrgKey } from '../keys/keys.repository.js';
+import { newId } from '../lib/ids.js';
+import { sealingKeyFor } from './sealing-keys.js';
+import {
+  claimNextVersion,
+  currentValues,
+  findSecret,
+  findVersion,
+  insertVersion,
+  listSecrets,
+  listVersions,
+  lockSecret,
+  softDeleteSecret,
+} from './secrets.repository.js';
+import { type SealedWrite, sealInvalid } from './secrets.validation.js';
+
+/** Org, project and environment as authorize() resolved them for an environment-scoped action. */
+export interface Place {
+  org: Org;
+  project: Project;
+  environment: Environment;
+}
+
+export function placeOf(access: Access): Place {
+  if (!access.org || !access.project || !access.environment) {
+    throw new TypeError(`${access.action} must be scoped to an environment`);
+  }
+  return { org: access.org, project: access.project, environment: access.environment };
+}
+
+function secretRef(place: Place, name: string, version: number): SecretRef {
+  return {
+    orgId: place.org.id,
+    projectId: place.project.id,
+    environmentId: place.environment.id,
+    name,
+    version,
+  };
+}
+
+function notFound(name: string): CrateError {
+  return new CrateError('ERR_NOT_FOUND', `no secret named ${name} in this environment`);
+}
+
+/**
+ * A stored ciphertext that does not open (copied between rows, altered in the database) is a
+ * server fault: ERR_INTERNAL, never a value. The name and version go to the log through the
+ * error handler, so an operator can find the row.
+ */
+function storedValueUnreadable(name: string, version: number, cause: unknown): CrateError {
+  return new CrateError(
+    'ERR_INTERNAL',
+    `the stored value of ${name} v${version} does not decrypt (altered or moved ciphertext)`,
+    { cause },
+  );
+}
+
+// --- public key ---------------------------------------------------------------------------
+
+export interface PublicKeyAnswer {
+  keyId: string;
+  algorithm: typeof SEAL_ALGORITHM;
+  spki: string;
+  fingerprint: string;
+  signingKey: { keyId: string; spki: string; fingerprint: string };
+}
+
+export async function publicKeys(ctx: AppContext, orgId: string): Promise<PublicKeyAnswer> {
+  const [sealing, signing] = await Promise.all([
+    findActiveOrgKey(ctx.db, orgId, 'sealing'),
+    findActiveOrgKey(ctx.db, orgId, 'signing'),
+  ]);
+  if (!sealing || !signing) {
+    throw new CrateError(
+      'ERR_INTERNAL',
+      `organization ${orgId} has no active sealing or signing key`,
+    );
+  }
+  return {
+    keyId: sealing.id,
+    algorithm: SEAL_ALGORITHM,
+    spki: sealing.public_key.toString('base64'),
+    fingerprint: sealing.fingerprint,
+    signingKey: {
+      keyId: signing.id,
+      spki: signing.public_key.toString('base64'),
+      fingerprint: signing.fingerprint,
+    },
+  };
+}
+
+// --- sealed writes ------------------------------------------------------------------------
+
+/**
+ * Opens every seal (with the private key its kid names), then, in one transaction, claims the
+ * next version of each secret and stores the value under a fresh secret DEK wrapped by the
+ * org's active DEK. All or nothing: one bad seal and nothing is written. Seals are opened
+ * before the transaction so that no row lock waits on RSA.
+ */
+export async function setSecrets(
+  ctx: AppContext,
+  access: Access,
+  write: SealedWrite,
+): Promise<{ secrets: { name: string; version: number }[] }> {
+  const place = placeOf(access);
+  const author = actorOf(access.principal);
+  const keys = new Map<string, KeyObject>();
+  for (const { seal } of write.items) {
+    if (!keys.has(seal.kid)) keys.set(seal.kid, await sealingKeyFor(ctx, place.org.id, seal.kid));
+  }
+  const values: Buffer[] = [];
+  try {
+    write.items.forEach((item, index) => {
+      try {
+        values.push(
+          openSeal(keys.get(item.seal.kid)!, item.seal, {
+            orgId: place.org.id,
+            project: place.project.slug,
+            environment: place.environment.slug,
+            name: item.name,
+          }),
+        );
+      } catch (error) {
+        if (isCrateError(error, 'ERR_DECRYPT')) throw sealInvalid(`secrets[${index}]`);
+        throw error;
+      }
+    });
+    const now = ctx.now();
+    const written = await ctx.keys.useOrgDeks(place.org.id, ({ active }) =>
+      ctx.db.transaction().execute(async (trx) => {
+        const out: { name: string; version: number }[] = [];
+        for (const [index, item] of write.items.entries()) {
+          const { id, version } = await claimNextVersion(trx, {
+            id: newId('sec'),
+            orgId: place.org.id,
+            projectId: place.project.id,
+            environmentId: place.environment.id,
+            name: item.name,
+            tags: item.tags,
+            now,
+          });
+          const { wrappedDek, ciphertext } = encryptSecret(
+            active,
+            values[index]!,
+            secretRef(place, item.name, version),
+          );
+          await insertVersion(trx, {
+            secret_id: id,
+            version,
+            wrapped_dek: wrappedDek,
+            ciphertext,
+            org_dek_version: active.version,
+            client_encrypted: false,
+            author,
+          });
+          out.push({ name: item.name, version });
+        }
+        return out;
+      }),
+    );
+    return { secrets: written };
+  } finally {
+    // Best effort: JavaScript gives no guarantee that no other copy of a value exists.
+    zeroize(...values);
+  }
+}
+
+// --- metadata -----------------------------------------------------------------------------
+
+export async function listSecretMetadata(ctx: AppContext, access: Access, tags: string[]) {
+  const place = placeOf(access);
+  const rows = await listSecrets(ctx.db, place.environment.id, tags);
+  return {
+    secrets: rows.map((row) => ({
+      name: row.name,
+      version: row.version,
+      tags: row.tags,
+      updatedAt: row.updated_at.toISOString(),
+      updatedBy: row.author,
+    })),
+  };
+}
+
+export async function deleteSecret(ctx: AppContext, access: Access, name: string) {
+  const place = placeOf(access);
+  if (!(await softDeleteSecret(ctx.db, place.environment.id, name, ctx.now()))) {
+    throw notFound(name);
+  }
+  return { name, deleted: true as const };
+}
+
+export async function secretHistory(ctx: AppContext, access: Access, name: string) {
+  const place = placeOf(access);
+  const secret = await findSecret(ctx.db, place.environment.id, name);
+  if (!secret) throw notFound(name);
+  const rows = await listVersions(ctx.db, secret.id);
+  return {
+    name,
+    currentVersion: secret.current_version,
+    deleted: secret.deleted_at !== null,
+    versions: rows.map((row) => ({
+      version: row.version,
+      createdAt: row.created_at.toISOString(),
+      author: row.author,
+      kind: row.kind,
+      ...(row.rolled_back_from !== null && { rolledBackFrom: row.rolled_back_from }),
+    })),
+  };
+}
+
+/**
+ * A new version whose value is the value of `version`: decrypted with that version's
+ * context and encrypted again under a fresh secret DEK for the new version (a ciphertext is
+ * never copied across versions; its AAD names the version). Revives a deleted secret.
+ */
+export async function rollbackSecret(
+  ctx: AppContext,
+  access: Access,
+  name: string,
+  version: number,
+): Promise<{ name: string; version: number; rolledBackFrom: number }> {
+  const place = placeOf(access);
+  const author = actorOf(access.principal);
+  const now = ctx.now();
+  return ctx.keys.useOrgDeks(place.org.id, ({ active, lookup }) =>
+    ctx.db.transaction().execute(async (trx) => {
+      const secret = await lockSecret(trx, place.environment.id, name);
+      if (!secret) throw notFound(name);
+      const source = await findVersion(trx, secret.id, version);
+      if (!source) {
+        throw new CrateError('ERR_NOT_FOUND', `${name} has no version ${version}`);
+      }
+      const next = secret.current_version + 1;
+      let value: Buffer | undefined;
+      try {
+        try {
+          value = decryptSecret(
+            lookup,
+            source.wrapped_dek,
+            source.ciphertext,
+            secretRef(place, name, version),
+          );
+        } catch (error) {
+          if (isCrateError(error, 'ERR_DECRYPT')) throw storedValueUnreadable(name, version, error);
+          throw error;
+        }
+        const { wrappedDek, ciphertext } = encryptSecret(
+          active,
+          value,
+          secretRef(place, name, next),
+        );
+        await insertVersion(trx, {
+          secret_id: secret.id,
+          version: next,
+          wrapped_dek: wrappedDek,
+          ciphertext,
+          org_dek_version: active.version,
+          client_encrypted: source.client_encrypted,
+          author,
+          kind: 'rollback',
+          rolled_back_from: version,
+        });
+      } finally {
+        // Best effort: JavaScript gives no guarantee that no other copy of a value exists.
+        zeroize(value);
+      }
+      await trx
+        .updateTable('secrets')
+        .set({ current_version: next, deleted_at: null, updated_at: now })
+        .where('id', '=', secret.id)
+        .execute();
+      return { name, version: next, rolledBackFrom: version };
+    }),
+  );
+}
+
+// --- retrieval ----------------------------------------------------------------------------
+
+export interface RetrieveRequest {
+  names: string[] | undefined;
+  ephemeralPublicKey: KeyObject;
+  nonce: string;
+}
+
+/**
+ * Decrypts the environment's current values (or the named ones), and returns them only
+ * inside a bundle encrypted to the caller's ephemeral key and signed with the org's Ed25519
+ * key, bound to the request nonce. Plaintexts are zeroed as soon as the bundle is built.
+ */
+export async function retrieveBundle(
+  ctx: AppContext,
+  access: Access,
+  request: RetrieveRequest,
+): Promise<{ bundle: BundleEnvelope }> {
+  const place = placeOf(access);
+  const names = request.names && [...new Set(request.names)];
+  const [rows, signing] = await Promise.all([
+    currentValues(ctx.db, place.environment.id, names),
+    ctx.keys.activeSigningKey(place.org.id),
+  ]);
+  if (names && rows.length !== names.length) {
+    const found = new Set(rows.map((row) => row.name));
+    const missing = names.filter((name) => !found.has(name));
+    throw new CrateError(
+      'ERR_NOT_FOUND',
+      `no secret named ${missing.slice(0, 10).join(', ')} in this environment`,
+    );
+  }
+  return ctx.keys.useOrgDeks(place.org.id, ({ lookup }) => {
+    const entries: BundleEntry[] = [];
+    let payload: Buffer | undefined;
+    try {
+      for (const row of rows) {
+        let value: Buffer;
+        try {
+          value = decryptSecret(
+            lookup,
+            row.wrapped_dek,
+            row.ciphertext,
+            secretRef(place, row.name, row.version),
+          );
+        } catch (error) {
+          if (isCrateError(error, 'ERR_DECRYPT')) {
+            throw storedValueUnreadable(row.name, row.version, error);
+          }
+          throw error;
+        }
+        entries.push({ name: row.name, version: row.version, value });
+      }
+      payload = encodeBundlePayload(entries);
+      const bundle = buildBundle({
+        ephemeralPublicKey: request.ephemeralPublicKey,
+        signingKeyId: signing.keyId,
+        signingPrivateKey: signing.privateKey,
+        binding: {
+          orgId: place.org.id,
+          project: place.project.slug,
+          environment: place.environment.slug,
+          nonce: request.nonce,
+        },
+        payload,
+      });
+      return { bundle };
+    } finally {
+      // Best effort: JavaScript gives no guarantee that no other copy of a value exists
+      // (the payload's JSON text in particular cannot be wiped).
+      zeroize(payload, ...entries.map((entry) => entry.value as Buffer));
+    }
+  });
+}

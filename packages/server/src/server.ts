@@ -1,0 +1,130 @@
+import { CrateError, type Keyring } from '@crate/crypto-core';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { AuditWriter } from './audit/audit.writer.js';
+import { type DataDirLock, lockDataDir } from './db/data-dir-lock.js';
+import { createDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js';
+import { migrateToLatest, pendingMigrations } from './db/migrate.js';
+import { registerHealthRoute } from './health/health.routes.js';
+import { type AppOptions, buildApp } from './http/app.js';
+import type { AppContext } from './http/context.js';
+import { DEFAULT_KEY_CACHE_POLICY, KeyService } from './keys/key.service.js';
+import { ensureAuditKey } from './keys/org-keys.js';
+import { UnsealState } from './keys/unseal-state.js';
+import type { MasterKeyProvider } from './master-key/provider.js';
+import { allRoutes } from './routes.js';
+
+export interface ServerOptions {
+  database: DatabaseOptions;
+  masterKey: MasterKeyProvider;
+  /** Apply pending migrations at start (default); false refuses to start while any is pending. */
+  migrate?: boolean;
+  host?: string;
+  port?: number;
+  app?: AppOptions;
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly context: AppContext;
+  close(): Promise<void>;
+}
+
+/** Opens the database the options name, taking the data-dir lock first for PGlite. */
+export async function openDatabase(
+  options: DatabaseOptions,
+  command: string,
+): Promise<{ database: OpenDatabase; lock: DataDirLock | undefined }> {
+  const lock = 'dataDir' in options ? await lockDataDir(options.dataDir, command) : undefined;
+  try {
+    const database = await createDatabase(options);
+    try {
+      await sql`select 1`.execute(database.db);
+    } catch (cause) {
+      await database.close().catch(() => {});
+      throw new CrateError(
+        'ERR_DATABASE_UNAVAILABLE',
+        'the database cannot be reached: check DATABASE_URL / --database-url and that Postgres is running',
+        { cause },
+      );
+    }
+    return { database, lock };
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
+}
+
+/**
+ * Start-up, failing closed at each step: load the master key (refusals name cause and fix),
+ * lock and open the database, migrate (or refuse if migrations are pending), prove the master
+ * key opens every wrapped key the database holds, then listen.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const keyring: Keyring = await options.masterKey.load();
+  let opened: Awaited<ReturnType<typeof openDatabase>> | undefined;
+  let keys: KeyService | undefined;
+  try {
+    opened = await openDatabase(options.database, 'crate-server start');
+    const { db, engine } = opened.database;
+    if (options.migrate === false) {
+      const pending = await pendingMigrations(db);
+      if (pending.length > 0) {
+        throw new CrateError(
+          'ERR_DATABASE_UNAVAILABLE',
+          `the database needs migrations (${pending.join(', ')}) and --no-migrate was given: run \`crate-server migrate\` first`,
+        );
+      }
+    } else {
+      await migrateToLatest(db);
+    }
+    const unseal = new UnsealState();
+    keys = new KeyService(db, keyring, unseal, DEFAULT_KEY_CACHE_POLICY);
+    await keys.verifyMasterKeyOpensEverything();
+    await ensureAuditKey(db, keyring);
+    const keyService = keys;
+    const audit = new AuditWriter(db, () => keyService.auditSigner());
+    const context: AppContext = {
+      db,
+      engine,
+      keys,
+      audit,
+      unseal,
+      masterKey: options.masterKey.describe(),
+      now: () => new Date(),
+    };
+    const app = buildApp(context, allRoutes, options.app);
+    registerHealthRoute(app, context);
+    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8420 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    const scheme = options.app?.https ? 'https' : 'http';
+    const host = options.host ?? '127.0.0.1';
+    const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const database = opened;
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      url,
+      context,
+      close: () => {
+        closing ??= (async () => {
+          await app.close();
+          await audit.close();
+          keyService.destroy();
+          keyring.destroy();
+          await database.database.close();
+          await database.lock?.release();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    keys?.destroy();
+    keyring.destroy();
+    await opened?.database.close().catch(() => {});
+    await opened?.lock?.release();
+    throw error;
+  }
+}
