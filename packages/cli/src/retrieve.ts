@@ -32,7 +32,7 @@ export function startRetrieval(ctx: CommandContext, names?: string[]): Promise<R
     const nonce = newBundleNonce();
     try {
       const request: { names?: string[]; publicKey: string; nonce: string } = {
-        publicKey: ephemeral.publicKeySpki.toString('base64url'),
+        publicKey: ephemeral.publicKeySpki.toString('base64'),
         nonce,
       };
       if (names) request.names = names;

@@ -159,6 +159,28 @@ describeEachDatabase('the HTTP API outside secrets', (fresh) => {
     expect(who.body.orgs.map((o: { id: string }) => o.id).sort()).toEqual([orgA, orgB].sort());
   });
 
+  it('gives every new org one default project, which later projects do not displace', async () => {
+    for (const [org, token] of [
+      [orgA, owner],
+      [orgB, ownerB],
+    ] as const) {
+      const listed = await api(url, 'GET', `/v1/organization/${org}/projects`, { token });
+      const defaults = listed.body.projects.filter((p: { default: boolean }) => p.default);
+      expect(defaults.map((p: { slug: string }) => p.slug)).toEqual(['default']);
+      const environments = await api(
+        url,
+        'GET',
+        `/v1/organization/${org}/projects/default/environments`,
+        { token },
+      );
+      expect(environments.body.environments.map((e: { slug: string }) => e.slug)).toEqual([
+        'dev',
+        'staging',
+        'prod',
+      ]);
+    }
+  });
+
   it('creates a project with dev, staging and prod environments', async () => {
     const created = await api(url, 'POST', `/v1/organization/${orgA}/projects`, {
       token: owner,

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { type Migration, type MigrationProvider, Migrator } from 'kysely/migration';
 import * as init from './migrations/20261122T0900_init.js';
 import * as secretVersionKind from './migrations/20261122T1000_secret_version_kind.js';
+import * as defaultProject from './migrations/20261124T0900_default_project.js';
 
 // Migrations are imported statically (not read from a folder at run time) so the built server
 // needs nothing beside its own modules. Names are timestamps: kysely applies them in order.
@@ -13,6 +14,7 @@ type AnyDatabase = Kysely<any>;
 const migrations: Record<string, Migration> = {
   '20261122T0900_init': init,
   '20261122T1000_secret_version_kind': secretVersionKind,
+  '20261124T0900_default_project': defaultProject,
 };
 
 const provider: MigrationProvider = {

@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 /**
  * Table types for kysely. Every ciphertext and wrapped key is `bytea` (a Buffer here: the PGlite
@@ -62,6 +62,8 @@ export interface ProjectsTable {
   org_id: string;
   slug: string;
   name: string;
+  /** The org's default project (at most one an org): used when nothing names a project. */
+  is_default: Generated<boolean>;
   created_at: CreatedAt;
 }
 

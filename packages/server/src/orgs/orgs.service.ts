@@ -7,6 +7,7 @@ import type { Database, Org } from '../db/schema.js';
 import { generateOrgKeys, insertOrgKeys } from '../keys/org-keys.js';
 import { newId } from '../lib/ids.js';
 import { findUserByEmail, insertMembership, insertUser } from '../members/members.repository.js';
+import { DEFAULT_PROJECT, insertProjectWithEnvironments } from '../projects/projects.service.js';
 import { insertOrg } from './orgs.repository.js';
 
 export interface CreatedOrganization {
@@ -18,8 +19,9 @@ export interface CreatedOrganization {
 
 /**
  * Creates an org with its keys (DEK v1, sealing and signing pairs wrapped under the active
- * master key) and its first owner. Key generation runs before the transaction; everything is
- * written atomically and audited in the new org's chain.
+ * master key), its first owner and its default project (with dev, staging and prod). Key
+ * generation runs before the transaction; everything is written atomically and audited in the
+ * new org's chain.
  */
 export async function createOrganization(
   db: Kysely<Database>,
@@ -47,6 +49,7 @@ export async function createOrganization(
       ownerToken = issued.token;
     }
     await insertMembership(trx, { org_id: orgId, user_id: user.id, role: 'owner' });
+    await insertProjectWithEnvironments(trx, orgId, { ...DEFAULT_PROJECT, isDefault: true });
     const org = await trx
       .selectFrom('orgs')
       .selectAll()

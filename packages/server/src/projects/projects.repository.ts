@@ -14,7 +14,7 @@ export function listProjects(db: Db, orgId: string): Promise<Project[]> {
 
 export async function insertProject(
   db: Db,
-  project: { id: string; org_id: string; slug: string; name: string },
+  project: { id: string; org_id: string; slug: string; name: string; is_default?: boolean },
 ): Promise<void> {
   await db.insertInto('projects').values(project).execute();
 }

@@ -1,5 +1,5 @@
 import { CrateError } from '@crate/crypto-core';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, Environment, Org, Project } from '../db/schema.js';
 import { newId } from '../lib/ids.js';
 import {
@@ -13,34 +13,48 @@ import {
 /** Every new project starts with these environments. */
 export const DEFAULT_ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
 
+/** The project every new org starts with, marked as its default. */
+export const DEFAULT_PROJECT = { slug: 'default', name: 'Default' } as const;
+
 export async function createProject(
   db: Kysely<Database>,
   org: Org,
   input: { slug: string; name?: string },
 ): Promise<{ project: Project; environments: Environment[] }> {
-  return db.transaction().execute(async (trx) => {
-    if (await findProjectBySlug(trx, org.id, input.slug)) {
-      throw new CrateError('ERR_CONFLICT', `a project named ${input.slug} already exists`);
-    }
-    const project = {
-      id: newId('prj'),
-      org_id: org.id,
-      slug: input.slug,
-      name: input.name ?? input.slug,
-    };
-    await insertProject(trx, project);
-    for (const slug of DEFAULT_ENVIRONMENTS) {
-      await insertEnvironment(trx, {
-        id: newId('env'),
-        org_id: org.id,
-        project_id: project.id,
-        slug,
-        name: slug,
-      });
-    }
-    const created = (await findProjectBySlug(trx, org.id, input.slug))!;
-    return { project: created, environments: await listEnvironments(trx, project.id) };
-  });
+  return db.transaction().execute((trx) => insertProjectWithEnvironments(trx, org.id, input));
+}
+
+/**
+ * Inserts a project and its default environments inside the caller's transaction. `isDefault`
+ * marks the org's default project (the one a CLI falls back on when nothing names a project).
+ */
+export async function insertProjectWithEnvironments(
+  trx: Transaction<Database>,
+  orgId: string,
+  input: { slug: string; name?: string; isDefault?: boolean },
+): Promise<{ project: Project; environments: Environment[] }> {
+  if (await findProjectBySlug(trx, orgId, input.slug)) {
+    throw new CrateError('ERR_CONFLICT', `a project named ${input.slug} already exists`);
+  }
+  const project = {
+    id: newId('prj'),
+    org_id: orgId,
+    slug: input.slug,
+    name: input.name ?? input.slug,
+    is_default: input.isDefault ?? false,
+  };
+  await insertProject(trx, project);
+  for (const slug of DEFAULT_ENVIRONMENTS) {
+    await insertEnvironment(trx, {
+      id: newId('env'),
+      org_id: orgId,
+      project_id: project.id,
+      slug,
+      name: slug,
+    });
+  }
+  const created = (await findProjectBySlug(trx, orgId, input.slug))!;
+  return { project: created, environments: await listEnvironments(trx, project.id) };
 }
 
 export async function createEnvironment(
@@ -71,6 +85,7 @@ export function serializeProject(project: Project) {
     id: project.id,
     slug: project.slug,
     name: project.name,
+    default: project.is_default,
     createdAt: project.created_at.toISOString(),
   };
 }
