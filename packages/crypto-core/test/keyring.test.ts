@@ -10,6 +10,7 @@ import {
   parseMasterKeyFile,
   serializeMasterKeyFile,
 } from '../src/index.js';
+import { documentedMasterKeyChecksum } from './lib/documented.js';
 
 function caught(fn: () => unknown): unknown {
   try {
@@ -234,7 +235,32 @@ describe('master key file', () => {
       ],
       2,
     );
-    expect(JSON.parse(serializeMasterKeyFile(ring))).toEqual(JSON.parse(file()));
+    const keys = [
+      { version: 1, key: b64(k1) },
+      { version: 2, key: b64(k2) },
+    ];
+    const text = serializeMasterKeyFile(ring);
+    expect(JSON.parse(text)).toEqual({
+      ...JSON.parse(file()),
+      checksum: documentedMasterKeyChecksum(2, keys),
+    });
+    expect(Object.keys(JSON.parse(text))).toEqual([
+      'format',
+      'formatVersion',
+      'active',
+      'keys',
+      'checksum',
+    ]);
+  });
+
+  it('accepts a file without a checksum, and one whose keys were listed in another order', () => {
+    expect(parseMasterKeyFile(file()).activeVersion).toBe(2);
+    const keys = [
+      { version: 2, key: b64(k2) },
+      { version: 1, key: b64(k1) },
+    ];
+    const reordered = file({ keys, checksum: documentedMasterKeyChecksum(2, keys) });
+    expect(parseMasterKeyFile(reordered).versions()).toEqual([1, 2]);
   });
 
   const rejections: ReadonlyArray<[string, string | Uint8Array, string]> = [
@@ -301,6 +327,32 @@ describe('master key file', () => {
     ['a fractional active version', file({ active: 2.5 }), '"active"'],
     ['an empty key list', file({ keys: [] }), 'non-empty'],
     ['keys that are not an array', file({ keys: { version: 2, key: b64(k2) } }), 'non-empty array'],
+    [
+      'a checksum that does not match',
+      file({ checksum: documentedMasterKeyChecksum(1, [{ version: 1, key: b64(k1) }]) }),
+      'damaged',
+    ],
+    [
+      'a checksum made for another active version',
+      file({
+        checksum: documentedMasterKeyChecksum(1, [
+          { version: 1, key: b64(k1) },
+          { version: 2, key: b64(k2) },
+        ]),
+      }),
+      'damaged',
+    ],
+    [
+      'a checksum in upper-case hex',
+      file({
+        checksum: documentedMasterKeyChecksum(2, [
+          { version: 1, key: b64(k1) },
+          { version: 2, key: b64(k2) },
+        ]).toUpperCase(),
+      }),
+      '"checksum"',
+    ],
+    ['a checksum that is not a string', file({ checksum: 5 }), '"checksum"'],
     ['text that is not JSON', '{"format": crate', 'not valid JSON'],
     ['a JSON array', '[]', 'JSON object'],
     ['JSON null', 'null', 'JSON object'],
