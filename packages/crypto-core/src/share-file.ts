@@ -38,6 +38,9 @@ const CHECKSUM_DOMAIN = 'crate/share-file/v1';
 const DIGEST_TRUNCATED_BYTES = 16;
 const SPLIT_ID_BYTES = 16;
 const HEX_128 = /^[0-9a-f]{32}$/;
+// A UTF-8 byte order mark, as some editors write, is skipped; any invalid sequence is refused
+// (a lenient decoder would turn a damaged byte into U+FFFD and hide where the damage is).
+const UTF8_STRICT = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export interface ShareFile {
   format: 'crate-key-share';
@@ -145,11 +148,24 @@ export function encodeShareFile(file: ShareFile): string {
  * ERR_FORMAT_UNSUPPORTED.
  */
 export function parseShareFile(text: string | Uint8Array): ShareFile {
+  let decoded: string;
+  if (typeof text === 'string') {
+    decoded = text;
+  } else if (text instanceof Uint8Array) {
+    try {
+      decoded = UTF8_STRICT.decode(text);
+    } catch {
+      throw new CrateError('ERR_SHARE_CORRUPT', 'share file is not valid UTF-8');
+    }
+  } else {
+    throw new TypeError('a share file must be given as a string or bytes');
+  }
   let value: unknown;
   try {
-    value = JSON.parse(typeof text === 'string' ? text : Buffer.from(text).toString('utf8'));
-  } catch (cause) {
-    throw new CrateError('ERR_SHARE_CORRUPT', 'share file is not valid JSON', { cause });
+    value = JSON.parse(decoded);
+  } catch {
+    // No cause: V8's message quotes part of the text, which holds a share.
+    throw new CrateError('ERR_SHARE_CORRUPT', 'share file is not valid JSON');
   }
   const problem = shareFileProblem(value);
   if (problem) {

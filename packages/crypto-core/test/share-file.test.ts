@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   combineShares,
@@ -9,54 +9,17 @@ import {
   recoverFromShareFiles,
   type ShareFile,
 } from '../src/index.js';
+import { documentedShareChecksum, documentedShareKeyCheck } from './lib/documented.js';
 
 const SECRET = Buffer.from(
   '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f',
   'hex',
 );
 
-// Independent re-implementations of the derivations documented in docs/_formats/c-backups-audit.md,
-// so that the documentation is tested along with the code.
-function lp(value: string | number): Buffer {
-  const bytes = Buffer.from(String(value), 'utf8');
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return Buffer.concat([length, bytes]);
-}
-
-function documentedChecksum(file: Omit<ShareFile, 'checksum'> & { checksum?: string }): string {
-  const fields: Array<[string, string | number]> = [
-    ['format', file.format],
-    ['formatVersion', file.formatVersion],
-    ['splitId', file.splitId],
-    ['threshold', file.threshold],
-    ['shares', file.shares],
-    ['index', file.index],
-    ['keyCheck', file.keyCheck],
-    ['share', file.share],
-  ];
-  if (file.label !== undefined) {
-    fields.push(['label', file.label]);
-  }
-  const input = Buffer.concat([
-    lp('crate/share-file/v1'),
-    ...fields.flatMap(([name, value]) => [lp(name), lp(value)]),
-  ]);
-  return createHash('sha256').update(input).digest().subarray(0, 16).toString('hex');
-}
-
-function documentedKeyCheck(secret: Uint8Array, splitId: string): string {
-  return createHmac('sha256', secret)
-    .update(Buffer.concat([lp('crate/share-key-check/v1'), lp(splitId)]))
-    .digest()
-    .subarray(0, 16)
-    .toString('hex');
-}
-
 /** Rewrites fields of a file and recomputes its checksum: a deliberate, well-formed forgery. */
 function forge(file: ShareFile, changes: Partial<ShareFile>): ShareFile {
   const changed = { ...file, ...changes };
-  return { ...changed, checksum: documentedChecksum(changed) };
+  return { ...changed, checksum: documentedShareChecksum(changed) };
 }
 
 function expectCode(fn: () => unknown, code: string): string {
@@ -93,8 +56,8 @@ describe('createShareFiles, encodeShareFile and parseShareFile', () => {
 
   it('derives the key check and the checksum exactly as documented', () => {
     const [file] = createShareFiles(SECRET, { shares: 2, threshold: 2 });
-    expect(file!.keyCheck).toBe(documentedKeyCheck(SECRET, file!.splitId));
-    expect(file!.checksum).toBe(documentedChecksum(file!));
+    expect(file!.keyCheck).toBe(documentedShareKeyCheck(SECRET, file!.splitId));
+    expect(file!.checksum).toBe(documentedShareChecksum(file!));
     expect(file).not.toHaveProperty('label');
   });
 
@@ -202,6 +165,27 @@ describe('parseShareFile detects damage', () => {
     ]) {
       expectCode(() => parseShareFile(bad), 'ERR_SHARE_CORRUPT');
     }
+  });
+
+  it('refuses bytes that are not UTF-8 as corrupt, and accepts a UTF-8 byte order mark', () => {
+    const bytes = Buffer.from(text, 'utf8');
+    const damaged = Buffer.from(bytes);
+    damaged[10] = 0xff;
+    expectCode(() => parseShareFile(damaged), 'ERR_SHARE_CORRUPT');
+    expect(parseShareFile(Buffer.concat([Buffer.of(0xef, 0xbb, 0xbf), bytes]))).toEqual(file);
+  });
+
+  it('does not quote the file in the error for text that is not JSON', () => {
+    const broken = text.slice(0, -3);
+    let caught: unknown;
+    try {
+      parseShareFile(broken);
+    } catch (error) {
+      caught = error;
+    }
+    expect(isCrateError(caught, 'ERR_SHARE_CORRUPT')).toBe(true);
+    expect((caught as Error).message).not.toContain(file.share.slice(0, 12));
+    expect((caught as Error).cause).toBeUndefined();
   });
 
   it('refuses upper-case hex and non-canonical base64 even though they decode to the same bytes', () => {
