@@ -109,6 +109,34 @@ describe('AES-256-GCM against Wycheproof aes_gcm_test.json', () => {
     }
   });
 
+  it('opens every valid case and rejects every invalid one through aeadOpen (nonce || ct || tag)', () => {
+    const cases = casesWhere((group) => supported(group));
+    expect(cases).toHaveLength(66);
+    for (const { test } of cases) {
+      const sealed = Buffer.concat([bytes(test.iv), bytes(test.ct), bytes(test.tag)]);
+      if (test.result === 'valid') {
+        expect(aeadOpen(bytes(test.key), sealed, bytes(test.aad)).toString('hex')).toBe(test.msg);
+      } else {
+        expectDecryptError(() => aeadOpen(bytes(test.key), sealed, bytes(test.aad)));
+      }
+    }
+  });
+
+  it('fails every valid case once its AAD is extended by a byte, or dropped when it was not empty', () => {
+    const cases = casesWhere((group, test) => supported(group) && test.result === 'valid');
+    let withAad = 0;
+    for (const { test } of cases) {
+      const open = (aad: Buffer) => () =>
+        aeadDecrypt(bytes(test.key), bytes(test.iv), bytes(test.ct), bytes(test.tag), aad);
+      expectDecryptError(open(Buffer.concat([bytes(test.aad), Buffer.of(0)])));
+      if (test.aad !== '') {
+        withAad++;
+        expectDecryptError(open(Buffer.alloc(0)));
+      }
+    }
+    expect(withAad).toBeGreaterThan(10);
+  });
+
   it('has no acceptable cases that this test would silently skip', () => {
     expect(casesWhere((_, test) => test.result === 'acceptable')).toHaveLength(0);
   });

@@ -283,6 +283,62 @@ describe('verifyAuditChain', () => {
     });
   });
 
+  // The invalid classes of the Wycheproof Ed25519 file, applied to a real entry and run through
+  // verifyAuditChain itself (the vectors' own messages are not 32-byte entry hashes).
+  const ED25519_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+  function withSignature(signature: Buffer): SignedAuditEntry[] {
+    const forged = [...CHAIN];
+    forged[9] = { ...CHAIN[9]!, signature };
+    return forged;
+  }
+  const genuine = CHAIN[9]!.signature;
+  const malleated = (() => {
+    // S + L encodes the same point equation (SignatureMalleability): it must be refused.
+    const s = BigInt(`0x${Buffer.from(genuine.subarray(32)).reverse().toString('hex')}`);
+    const sPlusL = Buffer.from((s + ED25519_ORDER).toString(16).padStart(64, '0'), 'hex');
+    return Buffer.concat([genuine.subarray(0, 32), sPlusL.reverse()]);
+  })();
+  it.each([
+    ['S + L (a malleated signature)', malleated],
+    ['a truncated signature', genuine.subarray(0, 63)],
+    ['a signature with a byte appended', Buffer.concat([genuine, Buffer.of(0)])],
+    ['an empty signature', Buffer.alloc(0)],
+    ['R set to zero', Buffer.concat([Buffer.alloc(32), genuine.subarray(32)])],
+    ['S set to zero', Buffer.concat([genuine.subarray(0, 32), Buffer.alloc(32)])],
+    ['the signature of the next entry', CHAIN[10]!.signature],
+  ])('detects an entry carrying %s as a broken signature', (_, signature) => {
+    expect(verifyAuditChain(withSignature(signature), lookup)).toEqual({
+      ok: false,
+      index: 9,
+      seq: 10,
+      reason: 'signature',
+    });
+  });
+
+  it('detects any single flipped bit of a stored hash, previous hash or signature', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: CHAIN.length - 1 }),
+        fc.constantFrom('prevHash', 'hash', 'signature' as const),
+        fc.nat(),
+        (index, field, bit) => {
+          const flipped = Buffer.from(CHAIN[index]![field]);
+          flipped[(bit >> 3) % flipped.length]! ^= 1 << (bit & 7);
+          const tampered = [...CHAIN];
+          tampered[index] = { ...CHAIN[index]!, [field]: flipped };
+          const result = verifyAuditChain(tampered, lookup);
+          expect(result.ok).toBe(false);
+          if (!result.ok) {
+            // A flipped stored hash is also the next entry's broken prevHash, but it is
+            // reported where it happened first.
+            expect(result.index).toBe(index);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('detects an entry signed under a key id the verifier does not know', () => {
     const forged = [...CHAIN];
     forged[30] = signEntry(CHAIN[30]!.body, CHAIN[30]!.prevHash, newSigner('audit-9'));
