@@ -60,6 +60,25 @@ describe('passphrase encryption', () => {
     expect(passphrase).toEqual(Buffer.from([0x00, 0xff, 0x10, 0x80]));
   });
 
+  it('round-trips any plaintext under any passphrase, text or bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.oneof(
+          fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
+          fc.uint8Array({ minLength: 1, maxLength: 40 }),
+        ),
+        async (plaintext, passphrase) => {
+          const sealed = await encryptWithPassphrase(plaintext, passphrase);
+          expect(sealed.length).toBe(HEADER_BYTES + 12 + plaintext.length + 16);
+          expect((await decryptWithPassphrase(sealed, passphrase)).equals(plaintext)).toBe(true);
+        },
+      ),
+      // Each run costs two 600,000-iteration PBKDF2 derivations.
+      { numRuns: 6 },
+    );
+  }, 60_000);
+
   it('fails with the one fixed decryption error for a wrong passphrase', async () => {
     const error = await rejection(decryptWithPassphrase(blob, 'correct horse battery stapler'));
     expect(error.code).toBe('ERR_DECRYPT');
