@@ -51,7 +51,7 @@ function b64url(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64url');
 }
 
-/** An independent rendering of the documented AAD (docs/_formats/b-transport.md). */
+/** An independent rendering of the documented AAD (docs/formats.md §4). */
 function documentedSealAad(envelopeKid: string, to: SealDestination): Buffer {
   const parts = [
     'crate/aad/v1',
