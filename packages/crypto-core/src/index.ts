@@ -2,7 +2,6 @@
 // that what the server and the CLI may depend on is visible in one place.
 
 export type { AeadParts } from './aead.js';
-// --- aead ---
 export {
   AEAD_KEY_BYTES,
   AEAD_NONCE_BYTES,
@@ -61,7 +60,6 @@ export {
   validateEphemeralPublicKey,
 } from './bundle.js';
 export type { OrgDekContext, PrivateKeyContext, PrivateKeyKind, SecretRef } from './context.js';
-// --- helper A: context, envelope, keyring, hkdf ---
 export {
   CONTEXT_PURPOSE,
   orgDekContext,
@@ -93,7 +91,6 @@ export {
   wrapSecretDek,
 } from './envelope.js';
 export type { ErrorCode } from './errors.js';
-// --- errors ---
 export { CrateError, DECRYPT_FAILED_MESSAGE, ERROR_CODES, isCrateError } from './errors.js';
 export { HKDF_MAX_INFO_BYTES, HKDF_SHA256_MAX_LENGTH, hkdfSha256 } from './hkdf.js';
 export type { KeyLookup } from './keyring.js';
@@ -105,7 +102,6 @@ export {
   serializeMasterKeyFile,
 } from './master-key-file.js';
 export type { PassphraseOptions } from './passphrase.js';
-// --- helper C: passphrase, shamir, share-file, audit-chain ---
 export {
   DEFAULT_PBKDF2_ITERATIONS,
   decryptWithPassphrase,
@@ -137,7 +133,6 @@ export {
   sealValue,
   spkiFingerprint,
 } from './seal.js';
-// --- sensitive material ---
 export { constantTimeEqual, Sensitive, withZeroized, zeroize } from './sensitive.js';
 export { combineShares, SHAMIR_MAX_SHARES, SHAMIR_MIN_THRESHOLD, splitSecret } from './shamir.js';
 export type { CreateShareFilesOptions, ShareFile } from './share-file.js';
@@ -152,7 +147,6 @@ export {
   SHARE_FILE_MIN_SECRET_BYTES,
 } from './share-file.js';
 export type { SigningKeyPair } from './signing.js';
-// --- helper B: signing, seal, bundle ---
 export {
   ED25519_SIGNATURE_BYTES,
   generateSigningKeyPair,

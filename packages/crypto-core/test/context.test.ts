@@ -22,7 +22,7 @@ function hex(...parts: string[]): Buffer {
   return Buffer.from(parts.join('').replace(/\s+/g, ''), 'hex');
 }
 
-// The worked example of docs/formats.md ("Worked example: the AAD of an org DEK envelope").
+// The org-dek-aad test vector of docs/formats.md §3 (test/formats.test.ts reads it from the document).
 const WORKED_EXAMPLE_HEADER = hex('4345 01 01 00000002');
 const WORKED_EXAMPLE_CONTEXT = hex(
   '0000000c 63726174652f6161642f7631', // lp("crate/aad/v1")
