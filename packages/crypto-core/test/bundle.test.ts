@@ -368,6 +368,7 @@ describe('validateEphemeralPublicKey', () => {
           type: 'spki',
         }),
     ],
+    ['an RSA key with e = 65539', () => rsaSpkiFromJwk(oddModulus(2048), Buffer.from([1, 0, 3]))],
     [
       'an RSA key with e = 2^32 + 1',
       () => rsaSpkiFromJwk(oddModulus(2048), Buffer.from([1, 0, 0, 0, 1])),

@@ -1,6 +1,5 @@
 import {
   constants,
-  createPublicKey,
   generateKeyPair,
   KeyObject,
   privateDecrypt,
@@ -10,7 +9,6 @@ import {
 import { promisify } from 'node:util';
 import { decryptError } from '../errors.js';
 import { assertBytes } from './assert.js';
-import { decodeBase64url } from './base64url.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -27,35 +25,22 @@ export interface RsaPublicShape {
 
 /**
  * The modulus size and whether e = 65537, for a plain RSA key (public or private); undefined
- * for anything else, RSA-PSS-only keys included (their OID forbids encryption).
- * The exponent is read from the JWK export of the public half, never of a private key: a
- * private JWK would copy d, p and q into strings that cannot be wiped.
+ * for anything else, RSA-PSS-only keys included (their OID forbids encryption). Read from
+ * `asymmetricKeyDetails`, which OpenSSL fills from the parsed key: nothing is exported, so no
+ * private component is ever copied into a string.
  */
 export function rsaPublicShape(key: KeyObject): RsaPublicShape | undefined {
   if (key.type === 'secret' || key.asymmetricKeyType !== 'rsa') {
     return undefined;
   }
-  const publicKey = key.type === 'private' ? createPublicKey(key) : key;
-  const jwk = publicKey.export({ format: 'jwk' });
-  const modulus = decodeBase64url(jwk.n);
-  const exponent = decodeBase64url(jwk.e);
-  if (modulus === undefined || exponent === undefined || modulus.length === 0) {
+  const { modulusLength, publicExponent } = key.asymmetricKeyDetails ?? {};
+  if (typeof modulusLength !== 'number' || typeof publicExponent !== 'bigint') {
     return undefined;
   }
-  const firstNonZero = modulus.findIndex((byte) => byte !== 0);
-  if (firstNonZero < 0) {
-    return undefined;
-  }
-  const leadingByte = modulus[firstNonZero]!;
-  const modulusBits = (modulus.length - firstNonZero - 1) * 8 + (32 - Math.clz32(leadingByte));
-  const exponentStart = exponent.findIndex((byte) => byte !== 0);
-  const exponentDigits = exponent.subarray(exponentStart < 0 ? exponent.length : exponentStart);
-  const exponentIsF4 =
-    exponentDigits.length === 3 &&
-    exponentDigits[0] === 0x01 &&
-    exponentDigits[1] === 0x00 &&
-    exponentDigits[2] === 0x01;
-  return { modulusBits, exponentIsF4 };
+  return {
+    modulusBits: modulusLength,
+    exponentIsF4: publicExponent === BigInt(RSA_PUBLIC_EXPONENT),
+  };
 }
 
 export function assertGeneratedModulusBits(modulusBits: unknown): asserts modulusBits is number {
