@@ -69,6 +69,15 @@ function build(payload: Uint8Array): BundleEnvelope {
   });
 }
 
+function failsWithDecryptError(fn: () => unknown): boolean {
+  try {
+    fn();
+  } catch (error) {
+    return isCrateError(error, 'ERR_DECRYPT');
+  }
+  return false;
+}
+
 function failsWithSignatureError(fn: () => unknown): boolean {
   try {
     fn();
@@ -103,6 +112,23 @@ describe('bundle properties', () => {
         const envelope = JSON.parse(JSON.stringify(build(encodeBundlePayload(entries))));
         expect(decodeBundlePayload(openBundle(envelope, options))).toEqual(entries);
       }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('fails with ERR_DECRYPT when opened for any other org, project, environment or nonce', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('orgId', 'project', 'environment', 'nonce' as const),
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }),
+        (field, replacement) => {
+          const value = field === 'nonce' ? newBundleNonce() : replacement;
+          fc.pre(value !== binding[field]);
+          const envelope = build(Buffer.from('payload'));
+          const other = { ...options, binding: { ...binding, [field]: value } };
+          expect(failsWithDecryptError(() => openBundle(envelope, other))).toBe(true);
+        },
+      ),
       { numRuns: 100 },
     );
   });
