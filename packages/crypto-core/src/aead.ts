@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { decryptError } from './errors.js';
 import { assertBytes } from './lib/assert.js';
+import { zeroize } from './sensitive.js';
 
 /** AES-256-GCM parameters. Crate uses one nonce size and one tag size, nothing else. */
 export const AEAD_KEY_BYTES = 32;
@@ -59,12 +60,19 @@ export function aeadDecrypt(
   if (nonce.length !== AEAD_NONCE_BYTES || tag.length !== AEAD_TAG_BYTES) {
     throw decryptError();
   }
+  // GCM hands out plaintext before it has checked the tag: when the check fails, that
+  // plaintext (of a tampered ciphertext under the right key: nearly the real value) is zeroed.
+  let unverified: Buffer | undefined;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
     decipher.setAAD(aad);
     decipher.setAuthTag(tag);
-    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    unverified = decipher.update(ciphertext);
+    const rest = decipher.final();
+    return rest.length === 0 ? unverified : Buffer.concat([unverified, rest]);
   } catch (cause) {
+    // Best effort: JavaScript gives no guarantee that no other copy of the bytes exists.
+    zeroize(unverified);
     throw decryptError(cause);
   }
 }
