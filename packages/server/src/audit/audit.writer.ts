@@ -4,6 +4,7 @@ import {
   type AuditEntryBody,
   CrateError,
   computeAuditHash,
+  isCrateError,
   type SignedAuditEntry,
   signAuditHash,
 } from '@crate/crypto-core';
@@ -82,11 +83,14 @@ export class AuditWriter {
         await this.#commit(batch);
         for (const pending of batch) pending.resolve();
       } catch (cause) {
-        const error = new CrateError(
-          'ERR_AUDIT_UNAVAILABLE',
-          'the audit entry could not be written, so the operation was not done',
-          { cause },
-        );
+        // A master key that cannot open the audit key keeps its own code and guidance.
+        const error = isFailClosedKeyError(cause)
+          ? cause
+          : new CrateError(
+              'ERR_AUDIT_UNAVAILABLE',
+              'the audit entry could not be written, so the operation was not done',
+              { cause },
+            );
         for (const pending of batch) pending.reject(error);
       }
     }
@@ -127,4 +131,11 @@ export class AuditWriter {
       }
     });
   }
+}
+
+function isFailClosedKeyError(error: unknown): error is CrateError {
+  return (
+    isCrateError(error, 'ERR_MASTER_KEY_MISMATCH') ||
+    isCrateError(error, 'ERR_MASTER_KEY_VERSION_MISSING')
+  );
 }

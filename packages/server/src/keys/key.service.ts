@@ -17,12 +17,14 @@ import type { Database, KeyStatus } from '../db/schema.js';
 import { KeyCache } from './key-cache.js';
 import {
   findActiveAuditKey,
+  findActiveAuditKeyId,
   findActiveOrgKey,
   findOrgKey,
   listAllWrappedOrgMaterial,
   listOrgDeks,
   listSystemKeys,
 } from './keys.repository.js';
+import { masterKeyFailure } from './unseal-guidance.js';
 import type { UnsealState } from './unseal-state.js';
 
 /** The org DEKs a request may use: the active one for new wraps, any held version for opening. */
@@ -94,6 +96,7 @@ export class KeyService {
    * keep references to them afterwards (they are zeroed when evicted).
    */
   async useOrgDeks<T>(orgId: string, fn: (deks: OrgDeks) => Promise<T> | T): Promise<T> {
+    this.#assertUnsealed();
     const { value, release } = await this.#deks.acquire(orgId, () => this.#loadDeks(orgId));
     try {
       const active = value.versions.get(value.activeVersion)!;
@@ -109,6 +112,7 @@ export class KeyService {
 
   /** The org's sealing private key by id (active or retired), or undefined if unknown/destroyed. */
   async sealingKey(orgId: string, keyId: string): Promise<SealingKey | undefined> {
+    this.#assertUnsealed();
     const row = await findOrgKey(this.#db, orgId, keyId);
     if (row?.kind !== 'sealing' || row.wrapped_private_key === null) return undefined;
     const privateKey = await this.#privateKey(orgId, row.id, 'sealing', row.wrapped_private_key);
@@ -117,6 +121,7 @@ export class KeyService {
 
   /** The org's active Ed25519 bundle-signing key. */
   async activeSigningKey(orgId: string): Promise<{ keyId: string; privateKey: KeyObject }> {
+    this.#assertUnsealed();
     const row = await findActiveOrgKey(this.#db, orgId, 'signing');
     if (!row || row.wrapped_private_key === null) {
       throw new CrateError('ERR_INTERNAL', `organization ${orgId} has no active signing key`);
@@ -128,12 +133,19 @@ export class KeyService {
   }
 
   /**
-   * The signer for the audit log. Looked up at most once a minute: the audit writer asks for
-   * it on every batch, and the active audit key changes only on a (rare) rotation.
+   * The signer for the audit log. The audit writer asks for it on every batch; the private key
+   * is unwrapped at most once a minute, but the id of the active audit key is read every time
+   * (one small indexed query): if the database under a running server was swapped or restored,
+   * the server must not sign entries with a key that database does not hold. A changed id is
+   * unwrapped at once, so a database this master key does not open fails closed right away.
    */
   async auditSigner(): Promise<AuditSigner> {
+    this.#assertUnsealed();
     const cached = this.#auditSigner;
-    if (cached && Date.now() - cached.loadedAt < AUDIT_SIGNER_REFRESH_MS) return cached.signer;
+    if (cached && Date.now() - cached.loadedAt < AUDIT_SIGNER_REFRESH_MS) {
+      const active = await findActiveAuditKeyId(this.#db);
+      if (active === cached.signer.keyId) return cached.signer;
+    }
     const row = await findActiveAuditKey(this.#db);
     if (!row || row.wrapped_private_key === null) {
       throw new CrateError('ERR_AUDIT_UNAVAILABLE', 'no active audit signing key');
@@ -172,6 +184,7 @@ export class KeyService {
             dekVersion: dek.version,
           }),
         `the DEK v${dek.version} of organization ${dek.org_id}`,
+        true,
       );
       zeroize(key);
     }
@@ -184,6 +197,7 @@ export class KeyService {
             keyKind: key.kind,
           }),
         `the ${key.kind} key ${key.id} of organization ${key.org_id}`,
+        true,
       );
       zeroize(der);
     }
@@ -196,6 +210,7 @@ export class KeyService {
             keyKind: 'audit',
           }),
         `the audit signing key ${key.id}`,
+        true,
       );
       zeroize(der);
     }
@@ -255,27 +270,32 @@ export class KeyService {
     return value;
   }
 
-  /** Turns an unwrap failure into the fail-closed codes, and records it for /healthz. */
-  #unwrap(fn: () => Buffer, what: string): Buffer {
+  /**
+   * Turns an unwrap failure into the fail-closed codes, records it for /healthz and drops every
+   * cached key: from then on this process refuses all key use (see #assertUnsealed) until it is
+   * restarted with a key file and a database that belong together. What failed is named only
+   * when `detailed` (the start-up check, read by the operator); requests and /healthz get a
+   * message without ids, since it may reach a client of another organization. The detailed
+   * error stays on `cause`, which the server log prints.
+   */
+  #unwrap(fn: () => Buffer, what: string, detailed = false): Buffer {
     try {
       return fn();
     } catch (error) {
-      if (isCrateError(error, 'ERR_KEY_VERSION_UNKNOWN')) {
-        const message =
-          `the master key file does not hold the version that wrapped ${what} (${error.message}); ` +
-          'start with the key file that holds every version in use (dual-key mode during rotation)';
-        this.#unseal.fail('ERR_MASTER_KEY_VERSION_MISSING', message);
-        throw new CrateError('ERR_MASTER_KEY_VERSION_MISSING', message, { cause: error });
-      }
-      if (isCrateError(error, 'ERR_DECRYPT')) {
-        const message =
-          `the master key cannot unwrap ${what}: this key file does not belong to this database ` +
-          '(wrong key file, or a database copied from another installation); start with the key file ' +
-          'created for this database, or restore the matching backup';
-        this.#unseal.fail('ERR_MASTER_KEY_MISMATCH', message);
-        throw new CrateError('ERR_MASTER_KEY_MISMATCH', message, { cause: error });
+      if (isCrateError(error, 'ERR_KEY_VERSION_UNKNOWN') || isCrateError(error, 'ERR_DECRYPT')) {
+        const specific = masterKeyFailure(error.code, `${what} (${error.message})`, error);
+        const generic = masterKeyFailure(error.code, 'a key this database holds', specific);
+        this.#unseal.fail(generic.code, generic.message);
+        this.destroy();
+        throw detailed ? specific : generic;
       }
       throw error;
     }
+  }
+
+  /** Once an unwrap has failed, every key use fails closed with the recorded error. */
+  #assertUnsealed(): void {
+    const failure = this.#unseal.error;
+    if (failure) throw new CrateError(failure.code, failure.message);
   }
 }

@@ -78,6 +78,17 @@ export function findActiveAuditKey(db: Db): Promise<SystemKey | undefined> {
     .executeTakeFirst();
 }
 
+/** Just the id of the active audit key: checked on every audit batch, so it must be cheap. */
+export async function findActiveAuditKeyId(db: Db): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('system_keys')
+    .select('id')
+    .where('kind', '=', 'audit')
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+  return row?.id;
+}
+
 export function listSystemKeys(db: Db): Promise<SystemKey[]> {
   return db.selectFrom('system_keys').selectAll().execute();
 }
