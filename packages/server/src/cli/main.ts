@@ -55,6 +55,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('--json', 'print the applied migrations as JSON')
     .action(async (flags) => (await import('./migrate.js')).runMigrate(flags));
 
+  registerKeyBackupCommands(program);
+
   try {
     await program.parseAsync(argv);
   } catch (error) {
@@ -68,4 +70,74 @@ export async function main(argv: string[]): Promise<void> {
     );
     process.exitCode = 1;
   }
+}
+
+const MASTER_KEY_FILE_HELP =
+  'master key file (default $CRATE_MASTER_KEY_FILE or /run/secrets/master.key)';
+const DATA_DIR_HELP = 'the data directory (backups go in its key_backups/)';
+const PASSPHRASE_FILE_HELP =
+  'read the passphrase from this file (automation); without it, a hidden prompt on the terminal';
+
+/** `crate-server key-backup …`: master key backups in the data dir's key_backups/. */
+function registerKeyBackupCommands(program: Command): void {
+  const keyBackup = program
+    .command('key-backup')
+    .description('back up, verify and restore the master key (encrypted, Shamir split, plaintext)');
+  const load = () => import('./key-backup.js');
+
+  keyBackup
+    .command('create-encrypted')
+    .description('passphrase-encrypted backup (PBKDF2-HMAC-SHA-256, 600,000 iterations), mode 0600')
+    .requiredOption('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--passphrase-file <file>', PASSPHRASE_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (flags) => (await load()).runCreateEncrypted(flags));
+
+  keyBackup
+    .command('create-split')
+    .description('Shamir split: one share file per custodian, any --threshold of them restore')
+    .requiredOption('--shares <n>', 'number of share files (custodians)')
+    .requiredOption('--threshold <k>', 'shares needed to restore (2 or more)')
+    .requiredOption('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (flags) => (await load()).runCreateSplit(flags));
+
+  keyBackup
+    .command('create-plaintext')
+    .description('the key file in clear, for an offline medium only')
+    .option('--i-understand-this-is-plaintext', 'required: the file is the master key in clear')
+    .requiredOption('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (flags) => (await load()).runCreatePlaintext(flags));
+
+  keyBackup
+    .command('list')
+    .description('list the backups in the data dir, with warnings')
+    .requiredOption('--data-dir <dir>', DATA_DIR_HELP)
+    .option('--json', 'print the listing as JSON')
+    .action(async (flags) => (await load()).runList(flags));
+
+  keyBackup
+    .command('verify')
+    .description('open a backup and compare it with the running key (fingerprints only)')
+    .argument('[file]', 'an encrypted or plaintext backup')
+    .option('--shares <files...>', 'share files of one split, instead of FILE')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--passphrase-file <file>', PASSPHRASE_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (file, flags) => (await load()).runVerify(file, flags));
+
+  keyBackup
+    .command('restore')
+    .description('write the key in a backup to a new key file (mode 0400)')
+    .argument('[file]', 'an encrypted or plaintext backup')
+    .option('--shares <files...>', 'share files of one split, instead of FILE')
+    .option('--master-key-file <file>', `the key file to write; ${MASTER_KEY_FILE_HELP}`)
+    .option('--passphrase-file <file>', PASSPHRASE_FILE_HELP)
+    .option('--force', 'replace an existing key file that holds another key')
+    .option('--json', 'print the result as JSON')
+    .action(async (file, flags) => (await load()).runRestore(file, flags));
 }
