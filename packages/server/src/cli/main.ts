@@ -56,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (flags) => (await import('./migrate.js')).runMigrate(flags));
 
   registerKeyBackupCommands(program);
+  registerArchiveCommands(program);
 
   try {
     await program.parseAsync(argv);
@@ -140,4 +141,43 @@ function registerKeyBackupCommands(program: Command): void {
     .option('--force', 'replace an existing key file that holds another key')
     .option('--json', 'print the result as JSON')
     .action(async (file, flags) => (await load()).runRestore(file, flags));
+}
+
+/** `crate-server archive …`: move or rebuild a server, across hosts and storage engines. */
+function registerArchiveCommands(program: Command): void {
+  const archive = program
+    .command('archive')
+    .description('a portable, passphrase-encrypted archive of the keys and the database');
+  const load = () => import('./archive.js');
+
+  archive
+    .command('create')
+    .description('write the database (as stored) and its keys (re-wrapped) to an encrypted file')
+    .requiredOption('--out <file>', 'the archive to write (never overwritten), mode 0600')
+    .option(
+      '--data-dir <dir>',
+      'embedded database directory (unless --database-url / DATABASE_URL)',
+    )
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--passphrase-file <file>', PASSPHRASE_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (flags) => (await load()).runArchiveCreate(flags));
+
+  archive
+    .command('restore')
+    .description("restore an archive into an EMPTY database under this host's master key")
+    .argument('<file>', 'the archive')
+    .option(
+      '--data-dir <dir>',
+      'embedded database directory (unless --database-url / DATABASE_URL)',
+    )
+    .option('--database-url <url>', 'Postgres connection string')
+    .option(
+      '--master-key-file <file>',
+      `this host's key file, created if absent; ${MASTER_KEY_FILE_HELP}`,
+    )
+    .option('--passphrase-file <file>', PASSPHRASE_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (file, flags) => (await load()).runArchiveRestore(file, flags));
 }
