@@ -5,7 +5,7 @@ import { DEFAULT_MASTER_KEY_FILE, MASTER_KEY_FILE_ENV } from '../master-key/prov
 
 /** The key file a command uses: --master-key-file, else $CRATE_MASTER_KEY_FILE, else the default. */
 export function masterKeyPath(flag: string | undefined): string {
-  return resolve(flag ?? process.env[MASTER_KEY_FILE_ENV] ?? DEFAULT_MASTER_KEY_FILE);
+  return resolve(flag ?? (process.env[MASTER_KEY_FILE_ENV] || DEFAULT_MASTER_KEY_FILE));
 }
 
 /** Loads it with the server's own checks (mode, format, not inside the data dir). */
