@@ -170,7 +170,12 @@ async function destinationKey(
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   const configDir = dirname(path);
-  await mkdir(configDir, { recursive: true, mode: 0o700 });
+  await mkdir(configDir, { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    throw new CrateError(
+      'ERR_USAGE',
+      `cannot create ${configDir} for the master key file (${error.code ?? 'error'}): name a writable place with --master-key-file`,
+    );
+  });
   if (dataDir) {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const [realConfig, realData] = await Promise.all([realpath(configDir), realpath(dataDir)]);
@@ -184,7 +189,12 @@ async function destinationKey(
   }
   const keyring = generateKeyring();
   try {
-    const handle = await open(path, 'wx', 0o600);
+    const handle = await open(path, 'wx', 0o600).catch((error: NodeJS.ErrnoException) => {
+      throw new CrateError(
+        'ERR_USAGE',
+        `cannot create the master key file ${path} (${error.code ?? 'error'}): name a writable place with --master-key-file`,
+      );
+    });
     try {
       await handle.writeFile(serializeMasterKeyFile(keyring));
       await handle.sync();

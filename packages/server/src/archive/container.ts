@@ -17,7 +17,7 @@ import {
 import { syncDirectory } from '../backup/files.js';
 
 /**
- * The encrypted container of an archive (docs/_formats/c-backups-audit.md, "Archive"):
+ * The encrypted container of an archive (docs/formats.md, §14 "Archive"):
  *
  *   prefix  = magic "CRATEARC" | u8 formatVersion = 1 | u32be chunkSize | u16be keyBlockLength
  *             | keyBlock (the passphrase blob of a random 32-byte content key)

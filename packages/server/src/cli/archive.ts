@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { access } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { access, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { CrateError, isCrateError } from '@crate/crypto-core';
 import { createArchive } from '../archive/archive-create.js';
 import { restoreArchive } from '../archive/archive-restore.js';
@@ -48,6 +48,7 @@ export async function runArchiveCreate(flags: DatabaseFlags & { out: string }): 
   ) {
     throw new CrateError('ERR_CONFLICT', `${out} already exists; choose another --out`);
   }
+  await mkdir(dirname(out), { recursive: true, mode: 0o700 });
   const keyring = await loadMasterKey(
     flags.masterKeyFile,
     'dataDir' in database ? database.dataDir : undefined,
