@@ -8,7 +8,11 @@ import {
   serializeMasterKeyFile,
 } from '@crate/crypto-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recoverFromSharePaths } from '../src/backup/key-backup.service.js';
+import {
+  createEncryptedBackup,
+  createSplitBackup,
+  recoverFromSharePaths,
+} from '../src/backup/key-backup.service.js';
 import { freshPglite, tempDir } from './harness/database.js';
 import {
   api,
@@ -463,6 +467,24 @@ describe('crate-server key-backup', () => {
     const again = await runCli(args);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain('already holds this key');
+  });
+
+  it('gives two backups made in the same second distinct names, never overwriting one', async () => {
+    const keyring = parseMasterKeyFile(await readFile(keyFile));
+    const dir = await tempDir('same-second');
+    try {
+      const now = new Date('2026-01-02T03:04:05.000Z');
+      const first = await createSplitBackup(keyring, dir.path, { shares: 2, threshold: 2 }, now);
+      const second = await createSplitBackup(keyring, dir.path, { shares: 2, threshold: 2 }, now);
+      expect(second.files[0]).toBe(first.files[0]!.replace('_share_1', '-2_share_1'));
+      const a = await createEncryptedBackup(keyring, dir.path, PASSPHRASE, now);
+      const b = await createEncryptedBackup(keyring, dir.path, PASSPHRASE, now);
+      expect(b.files[0]).toBe(a.files[0]!.replace(/\.enc$/, '-2.enc'));
+      expect(await readdir(join(dir.path, 'key_backups'))).toHaveLength(6);
+    } finally {
+      keyring.destroy();
+      await dir.cleanup();
+    }
   });
 
   it('refuses to put backups beside the key file', async () => {

@@ -140,18 +140,22 @@ export async function createSplitBackup(
   }
   const dir = keyBackupsDir(dataDir);
   const base = baseName(keyring, now);
-  const written: string[] = [];
-  try {
-    for (const file of files) {
-      const name = `${base}_share_${file.index}_of_${file.shares}.share`;
-      const path = join(dir, name);
-      await writeFileAtomically(path, encodeShareFile(file), { mode: 0o600 });
-      written.push(path);
+  let written: string[] = [];
+  for (let attempt = 1; written.length === 0; attempt++) {
+    // Another split of the same key in the same second takes the next free suffix.
+    const prefix = attempt === 1 ? base : `${base}-${attempt}`;
+    try {
+      for (const file of files) {
+        const path = join(dir, `${prefix}_share_${file.index}_of_${file.shares}.share`);
+        await writeFileAtomically(path, encodeShareFile(file), { mode: 0o600 });
+        written.push(path);
+      }
+    } catch (error) {
+      // All shares or none: a partial split would look usable and is not.
+      await Promise.all(written.map((path) => rm(path, { force: true })));
+      written = [];
+      if (!isCrateError(error, 'ERR_CONFLICT') || attempt >= 100) throw error;
     }
-  } catch (error) {
-    // All shares or none: a partial split would look usable and is not.
-    await Promise.all(written.map((path) => rm(path, { force: true })));
-    throw error;
   }
   return {
     kind: 'share',
