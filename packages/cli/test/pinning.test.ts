@@ -7,6 +7,7 @@ import {
   generateSealingKeyPair,
   generateSigningKeyPair,
   importSigningPrivateKey,
+  keyVouchBytes,
   type SigningKeyPair,
   sign,
   spkiFingerprint,
@@ -14,7 +15,6 @@ import {
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PublicKeyAnswer } from '../src/api.js';
 import { KnownKeys } from '../src/pinning/known-keys.js';
-import { keyVouchBytes } from '../src/pinning/vouch.js';
 
 const SERVER = 'https://crate.example';
 const ORG = 'org_1';

@@ -93,6 +93,8 @@ export {
 export type { ErrorCode } from './errors.js';
 export { CrateError, DECRYPT_FAILED_MESSAGE, ERROR_CODES, isCrateError } from './errors.js';
 export { HKDF_MAX_INFO_BYTES, HKDF_SHA256_MAX_LENGTH, hkdfSha256 } from './hkdf.js';
+export type { KeyVouchStatement } from './key-vouch.js';
+export { KEY_VOUCH_DOMAIN, keyVouchBytes, signKeyVouch, verifyKeyVouch } from './key-vouch.js';
 export type { KeyLookup } from './keyring.js';
 export { generateKeyring, Keyring, keyFingerprint, MAX_KEY_VERSION } from './keyring.js';
 export {

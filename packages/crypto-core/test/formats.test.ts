@@ -10,8 +10,10 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createPrivateKey,
   generateKeyPairSync,
   hkdfSync,
+  sign as nodeSign,
   pbkdf2Sync,
   publicEncrypt,
 } from 'node:crypto';
@@ -30,15 +32,20 @@ import {
   encryptSecret,
   encryptWithPassphrase,
   importSealingPrivateKey,
+  importSigningPrivateKey,
+  importSigningPublicKey,
   keyFingerprint,
+  keyVouchBytes,
   openSeal,
   parseMasterKeyFile,
   parseShareFile,
   recoverFromShareFiles,
   type SecretRef,
   serializeMasterKeyFile,
+  signKeyVouch,
   unwrapOrgDek,
   unwrapPrivateKey,
+  verifyKeyVouch,
   wrapOrgDek,
   wrapPrivateKey,
 } from '../src/index.js';
@@ -135,6 +142,8 @@ describe('docs/formats.md test vectors', () => {
         'audit-hash',
         'bundle-payload',
         'key-fingerprint',
+        'key-vouch-bytes',
+        'key-vouch-signature',
         'master-key-file',
         'org-dek-aad',
         'org-dek-envelope',
@@ -355,6 +364,40 @@ describe('docs/formats.md test vectors', () => {
       .digest();
     expect(hexVector('audit-hash').equals(byHand)).toBe(true);
     expect(computeAuditHash(AUDIT_GENESIS_HASH, body).equals(byHand)).toBe(true);
+  });
+
+  it('§15: the key vouch bytes are the documented domain line and JSON, signed by the RFC 8032 key', () => {
+    const signed = text('key-vouch-bytes').replace(/\n$/, '');
+    const [domain, json] = signed.split('\n') as [string, string];
+    expect(domain).toBe('crate/key-vouch/v1');
+    const statement = JSON.parse(json) as Parameters<typeof keyVouchBytes>[0];
+    expect(Object.keys(statement)).toEqual([
+      'org',
+      'sealingKeyId',
+      'sealingFingerprint',
+      'signingKeyId',
+      'signingFingerprint',
+    ]);
+    expect(keyVouchBytes(statement).toString('utf8')).toBe(signed);
+    const seed = Buffer.from(
+      '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+      'hex',
+    );
+    const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+    const spki = Buffer.concat([
+      Buffer.from('302a300506032b6570032100', 'hex'),
+      Buffer.from('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a', 'hex'),
+    ]);
+    const signature = Buffer.from(line('key-vouch-signature'), 'base64url');
+    expect(
+      nodeSign(
+        null,
+        Buffer.from(signed, 'utf8'),
+        createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }),
+      ),
+    ).toEqual(signature);
+    expect(signKeyVouch(importSigningPrivateKey(pkcs8), statement)).toEqual(signature);
+    expect(verifyKeyVouch(importSigningPublicKey(spki), statement, signature)).toBe(true);
   });
 
   it('uses lp() exactly as the notation says: a u32be byte length, then UTF-8', () => {

@@ -5,7 +5,7 @@ import {
   importSealingPublicKey,
   importSigningPublicKey,
   spkiFingerprint,
-  verify,
+  verifyKeyVouch,
 } from '@crate/crypto-core';
 import type { PublicKeyAnswer } from '../api.js';
 import { configDir } from '../config/paths.js';
@@ -15,7 +15,6 @@ import {
   readJsonFile,
   writePrivateFile,
 } from '../config/private-file.js';
-import { keyVouchBytes } from './vouch.js';
 
 export interface PinnedKey {
   keyId: string;
@@ -232,12 +231,12 @@ function vouchVerifies(
   } catch {
     return false;
   }
-  const bytes = keyVouchBytes({
+  const statement = {
     org: orgId,
     sealingKeyId: keys.sealing.keyId,
     sealingFingerprint: keys.sealing.fingerprint,
     signingKeyId: keys.signing.keyId,
     signingFingerprint: keys.signing.fingerprint,
-  });
-  return verify(pinnedSigningKey, bytes, Buffer.from(signature, 'base64url'));
+  };
+  return verifyKeyVouch(pinnedSigningKey, statement, Buffer.from(signature, 'base64url'));
 }
