@@ -178,6 +178,17 @@ export async function generateEphemeralKeyPair(
 }
 
 /**
+ * The SPKI DER of each key validateEphemeralPublicKey accepted (equal, byte for byte, to what
+ * KeyObject.export returns for it), so buildBundle need not export the key again to compute
+ * its fingerprint. Keyed by the KeyObject itself: an entry goes when the key is collected.
+ */
+const canonicalSpkiOf = new WeakMap<KeyObject, Buffer>();
+
+function spkiOf(key: KeyObject): Buffer {
+  return canonicalSpkiOf.get(key) ?? key.export({ format: 'der', type: 'spki' });
+}
+
+/**
  * Server side: accepts a client's ephemeral public key only if it is canonical SPKI DER of a
  * plain RSA key (not RSA-PSS, EC or Ed25519) with 2048..8192 bits and e = 65537. Anything else
  * is ERR_EPHEMERAL_KEY_REJECTED with a message naming the reason. Canonical DER is required so
@@ -195,9 +206,11 @@ export function validateEphemeralPublicKey(spki: Uint8Array): KeyObject {
     throw rejectEphemeralKey(`key type is ${key.asymmetricKeyType ?? 'unknown'}, not RSA`);
   }
   assertEphemeralKeyShape(key);
-  if (!key.export({ format: 'der', type: 'spki' }).equals(spki)) {
+  const canonical = key.export({ format: 'der', type: 'spki' });
+  if (!canonical.equals(spki)) {
     throw rejectEphemeralKey('SPKI is not in canonical DER form');
   }
+  canonicalSpkiOf.set(key, canonical);
   return key;
 }
 
@@ -313,7 +326,7 @@ export function buildBundle(options: BuildBundleOptions): BundleEnvelope {
     v: BUNDLE_FORMAT_VERSION,
     alg: BUNDLE_ALGORITHM,
     kid: signingKeyId,
-    epk: ephemeralKeyFingerprint(ephemeralPublicKey.export({ format: 'der', type: 'spki' })),
+    epk: ephemeralKeyFingerprint(spkiOf(ephemeralPublicKey)),
     org: binding.orgId,
     project: binding.project,
     environment: binding.environment,

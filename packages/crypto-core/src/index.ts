@@ -1,7 +1,7 @@
 // The public surface of @crate/crypto-core. Every export is named here (no `export *`), so
 // that what the server and the CLI may depend on is visible in one place.
 
-export type { AeadParts } from './aead.js';
+export type { AeadKey, AeadParts } from './aead.js';
 export {
   AEAD_KEY_BYTES,
   AEAD_NONCE_BYTES,
@@ -79,6 +79,7 @@ export {
   encryptSecret,
   encryptValue,
   generateDataKey,
+  importDataKey,
   readEnvelopeHeader,
   rewrapOrgDek,
   rewrapPrivateKey,

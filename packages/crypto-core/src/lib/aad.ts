@@ -11,22 +11,25 @@ export const AAD_DOMAIN = 'crate/aad/v1';
 
 export type LengthPrefixedValue = string | number;
 
-// In a /u regular expression a well-formed surrogate pair is one code point, so only a lone
-// surrogate matches \p{Surrogate}. UTF-8 cannot represent a lone surrogate: Buffer.from would
-// silently replace it with U+FFFD, and two different strings would then encode alike.
+// A lone surrogate cannot be represented in UTF-8: Buffer.from would silently replace it with
+// U+FFFD, and two different strings would then encode alike. String.prototype.isWellFormed
+// (ES2024) answers exactly "no lone surrogate"; the /u expression is the fallback (in a /u
+// expression a well-formed surrogate pair is one code point, so only a lone one matches).
 const LONE_SURROGATE = /\p{Surrogate}/u;
+const nativeIsWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
 
-export function isWellFormedString(value: string): boolean {
-  return !LONE_SURROGATE.test(value);
-}
+export const isWellFormedString: (value: string) => boolean =
+  typeof nativeIsWellFormed === 'function'
+    ? (value) => nativeIsWellFormed.call(value)
+    : (value) => !LONE_SURROGATE.test(value);
 
-/** Renders one value for lp(): strings as UTF-8, non-negative safe integers in base 10. */
-function renderPart(value: LengthPrefixedValue, label: string): Buffer {
+/** Renders one value for lp(): strings as-is (checked), non-negative safe integers in base 10. */
+function renderPart(value: LengthPrefixedValue, label: string): string {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new RangeError(`${label} must be a non-negative safe integer`);
     }
-    return Buffer.from(String(value), 'utf8');
+    return String(value);
   }
   if (typeof value !== 'string') {
     throw new TypeError(`${label} must be a string or an integer`);
@@ -34,22 +37,34 @@ function renderPart(value: LengthPrefixedValue, label: string): Buffer {
   if (!isWellFormedString(value)) {
     throw new TypeError(`${label} must be well-formed UTF-16 (no lone surrogates)`);
   }
-  return Buffer.from(value, 'utf8');
+  return value;
 }
 
-/** lp(part0) || lp(part1) || ... */
+/**
+ * lp(part0) || lp(part1) || ... Written into one buffer sized up front (this runs for every
+ * envelope opened, so it avoids a Buffer per part and a concatenation).
+ */
 export function encodeLengthPrefixed(parts: ReadonlyArray<LengthPrefixedValue>): Buffer {
-  const chunks: Buffer[] = [];
-  for (const [index, part] of parts.entries()) {
-    const bytes = renderPart(part, `part ${index}`);
-    if (bytes.length > 0xffff_ffff) {
+  const texts: string[] = new Array(parts.length);
+  const lengths: number[] = new Array(parts.length);
+  let total = 0;
+  for (let index = 0; index < parts.length; index++) {
+    const text = renderPart(parts[index]!, `part ${index}`);
+    const length = Buffer.byteLength(text, 'utf8');
+    if (length > 0xffff_ffff) {
       throw new RangeError(`part ${index} is longer than 2^32-1 bytes`);
     }
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length, 0);
-    chunks.push(length, bytes);
+    texts[index] = text;
+    lengths[index] = length;
+    total += 4 + length;
   }
-  return Buffer.concat(chunks);
+  const out = Buffer.allocUnsafe(total);
+  let offset = 0;
+  for (let index = 0; index < texts.length; index++) {
+    offset = out.writeUInt32BE(lengths[index]!, offset);
+    offset += out.write(texts[index]!, offset, 'utf8');
+  }
+  return out;
 }
 
 /**
