@@ -13,6 +13,7 @@ import { ensureAuditKey } from './keys/org-keys.js';
 import { UnsealState } from './keys/unseal-state.js';
 import type { MasterKeyProvider } from './master-key/provider.js';
 import { allRoutes } from './routes.js';
+import { startSealingKeySweeper } from './sealing-rotation/sealing-rotation.service.js';
 
 export interface ServerOptions {
   database: DatabaseOptions;
@@ -65,6 +66,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const keyring: Keyring = await options.masterKey.load();
   let opened: Awaited<ReturnType<typeof openDatabase>> | undefined;
   let keys: KeyService | undefined;
+  let sweeper: ReturnType<typeof startSealingKeySweeper> | undefined;
   try {
     opened = await openDatabase(options.database, 'crate-server start');
     const { db, engine } = opened.database;
@@ -96,6 +98,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
     const app = buildApp(context, allRoutes, options.app);
     registerHealthRoute(app, context);
+    // Retired sealing keys past their grace period lose their private key: now, then hourly.
+    sweeper = startSealingKeySweeper(context, (error) =>
+      app.log.error({ err: error }, 'the sweep of retired sealing keys failed'),
+    );
+    await sweeper.first;
+    const sweeping = sweeper;
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8420 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
@@ -111,6 +119,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       close: () => {
         closing ??= (async () => {
           await app.close();
+          await sweeping.stop();
           await audit.close();
           keyService.destroy();
           keyring.destroy();
@@ -121,6 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       },
     };
   } catch (error) {
+    await sweeper?.stop();
     keys?.destroy();
     keyring.destroy();
     await opened?.database.close().catch(() => {});

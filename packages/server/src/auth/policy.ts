@@ -32,6 +32,9 @@ export const ACTIONS = {
   'audit.list': { scope: 'org', minRole: 'admin', service: null },
   'audit.verify': { scope: 'org', minRole: 'admin', service: null },
   'keys.rotate': { scope: 'org', minRole: 'owner', service: null },
+  // A new sealing + signing key pair, vouched for by the old signing key: no data is re-encrypted
+  // and clients follow without a prompt, so admins may do it (e.g. after a suspected exposure).
+  'keys.rotate-sealing': { scope: 'org', minRole: 'admin', service: null },
 } as const satisfies Record<string, ActionPolicy>;
 
 export interface ActionPolicy {

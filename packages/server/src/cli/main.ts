@@ -57,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
 
   registerKeyBackupCommands(program);
   registerArchiveCommands(program);
+  registerRotateSealingCommand(keysCommandGroup(program));
 
   try {
     await program.parseAsync(argv);
@@ -141,6 +142,34 @@ function registerKeyBackupCommands(program: Command): void {
     .option('--force', 'replace an existing key file that holds another key')
     .option('--json', 'print the result as JSON')
     .action(async (file, flags) => (await load()).runRestore(file, flags));
+}
+
+/** The `keys` group: created by whichever registration comes first. */
+function keysCommandGroup(program: Command): Command {
+  return (
+    program.commands.find((command) => command.name() === 'keys') ??
+    program.command('keys').description("rotate and manage the master key and organizations' keys")
+  );
+}
+
+/** `crate-server keys rotate-sealing ORG`: new org sealing + signing keys, vouched for. */
+function registerRotateSealingCommand(keys: Command): void {
+  keys
+    .command('rotate-sealing')
+    .description(
+      'new sealing and signing key pairs for an org, vouched for by the old signing key; the old sealing key opens seals for 7 more days',
+    )
+    .argument('<org>', 'organization id (or its name, if unique)')
+    .option(
+      '--data-dir <dir>',
+      'embedded database directory (unless --database-url / DATABASE_URL); no server may hold it',
+    )
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (org, flags) =>
+      (await import('./keys-rotate-sealing.js')).runRotateSealing(org, flags),
+    );
 }
 
 /** `crate-server archive …`: move or rebuild a server, across hosts and storage engines. */

@@ -53,6 +53,17 @@ export interface OrgKeysTable extends AsymmetricKeyColumns {
   kind: 'sealing' | 'signing';
 }
 
+/** A rotation of an org's keys: the previous signing key's vouch for the new key set. */
+export interface OrgKeyVouchesTable {
+  org_id: string;
+  seq: number;
+  signed_by: string;
+  sealing_key_id: string;
+  signing_key_id: string;
+  signature: Buffer;
+  created_at: CreatedAt;
+}
+
 export interface SystemKeysTable extends AsymmetricKeyColumns {
   kind: 'audit';
 }
@@ -168,6 +179,7 @@ export interface Database {
   orgs: OrgsTable;
   org_deks: OrgDeksTable;
   org_keys: OrgKeysTable;
+  org_key_vouches: OrgKeyVouchesTable;
   system_keys: SystemKeysTable;
   projects: ProjectsTable;
   environments: EnvironmentsTable;

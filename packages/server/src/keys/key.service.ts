@@ -217,6 +217,15 @@ export class KeyService {
     return { deks: deks.length, privateKeys: orgKeys.length + systemKeys.length };
   }
 
+  /**
+   * Drops one org private key from this process's cache (after a rotation retired or destroyed
+   * it). Other processes drop theirs when the entry expires; until then the row, re-read on
+   * every use, already refuses a destroyed key.
+   */
+  forgetOrgKey(kind: 'sealing' | 'signing', keyId: string): void {
+    this.#privateKeys.delete(`${kind}:${keyId}`);
+  }
+
   /** Zeroes every cached key; also call on shutdown. */
   destroy(): void {
     this.#auditSigner = undefined;

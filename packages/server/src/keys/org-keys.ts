@@ -28,6 +28,12 @@ export interface OrgKeyRows {
   signing: Insertable<OrgKeysTable>;
 }
 
+/** An org's two key pairs as rows: an RSA-3072 sealing pair and an Ed25519 signing pair. */
+export interface OrgKeyPairRows {
+  sealing: Insertable<OrgKeysTable>;
+  signing: Insertable<OrgKeysTable>;
+}
+
 /**
  * Generates an org's keys, wrapped under the active master key version. RSA generation takes
  * a while (it runs on the libuv pool), so it happens before any transaction is opened.
@@ -35,11 +41,8 @@ export interface OrgKeyRows {
 export async function generateOrgKeys(keyring: Keyring, orgId: string): Promise<OrgKeyRows> {
   const master = keyring.active();
   const dek = generateDataKey();
-  const sealing = await generateSealingKeyPair(3072);
-  const signing = generateSigningKeyPair();
-  const sealingId = newId('key');
-  const signingId = newId('key');
   try {
+    const pairs = await generateOrgKeyPairs(keyring, orgId);
     return {
       dek: {
         org_id: orgId,
@@ -48,6 +51,29 @@ export async function generateOrgKeys(keyring: Keyring, orgId: string): Promise<
         master_key_version: master.version,
         status: 'active',
       },
+      ...pairs,
+    };
+  } finally {
+    // JavaScript gives no guarantee that no copy survives; this shortens the window.
+    zeroize(dek);
+  }
+}
+
+/**
+ * A new sealing and signing key pair for an org (at creation, and at each rotation of its
+ * keys), the private halves wrapped under the active master key version, both rows active.
+ */
+export async function generateOrgKeyPairs(
+  keyring: Keyring,
+  orgId: string,
+): Promise<OrgKeyPairRows> {
+  const master = keyring.active();
+  const sealing = await generateSealingKeyPair(3072);
+  const signing = generateSigningKeyPair();
+  const sealingId = newId('key');
+  const signingId = newId('key');
+  try {
+    return {
       sealing: {
         id: sealingId,
         org_id: orgId,
@@ -79,7 +105,7 @@ export async function generateOrgKeys(keyring: Keyring, orgId: string): Promise<
     };
   } finally {
     // JavaScript gives no guarantee that no copy survives; this shortens the window.
-    zeroize(dek, sealing.privateKeyPkcs8, signing.privateKeyPkcs8);
+    zeroize(sealing.privateKeyPkcs8, signing.privateKeyPkcs8);
   }
 }
 

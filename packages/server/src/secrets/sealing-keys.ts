@@ -2,13 +2,12 @@ import type { KeyObject } from 'node:crypto';
 import { CrateError } from '@crate/crypto-core';
 import type { AppContext } from '../http/context.js';
 import { findOrgKey } from '../keys/keys.repository.js';
+import {
+  destroyIfGraceOver,
+  SEALING_KEY_GRACE_SECONDS,
+} from '../sealing-rotation/sealing-rotation.service.js';
 
-/**
- * How long a retired sealing key still opens seals after a rotation: clients that sealed
- * with the old key id just before the rotation (or a CLI that has not refetched yet) get
- * their writes through; after that they are told to refetch.
- */
-export const SEALING_KEY_GRACE_SECONDS = 7 * 24 * 3600;
+export { SEALING_KEY_GRACE_SECONDS };
 
 function stale(kid: string): CrateError {
   return new CrateError(
@@ -19,8 +18,8 @@ function stale(kid: string): CrateError {
 
 /**
  * The private key that opens seals naming `kid`: the org's active sealing key, or a retired
- * one within the grace period. Anything else (unknown id, another org's key, a signing key,
- * destroyed, or retired too long ago) answers ERR_SEALING_KEY_STALE.
+ * one within the grace period (SEALING_KEY_GRACE_SECONDS). Anything else (unknown id, another
+ * org's key, a signing key, destroyed, or retired too long ago) answers ERR_SEALING_KEY_STALE.
  */
 export async function sealingKeyFor(
   ctx: AppContext,
@@ -36,6 +35,11 @@ export async function sealingKeyFor(
       retiredAt === undefined ||
       ctx.now().getTime() - retiredAt > SEALING_KEY_GRACE_SECONDS * 1000
     ) {
+      if (retiredAt !== undefined && row.wrapped_private_key !== null) {
+        // Past its grace period and not swept yet: destroy it now. A failure here (say, the
+        // audit log is unavailable) leaves it to the periodic sweep; the answer is the same.
+        await destroyIfGraceOver(ctx, orgId, kid).catch(() => undefined);
+      }
       throw stale(kid);
     }
   } else if (row.status !== 'active') {

@@ -19,6 +19,7 @@ import type { Environment, Org, Project } from '../db/schema.js';
 import type { AppContext } from '../http/context.js';
 import { findActiveOrgKey } from '../keys/keys.repository.js';
 import { newId } from '../lib/ids.js';
+import { type VouchLink, vouchChainFor } from '../sealing-rotation/sealing-rotation.service.js';
 import { sealingKeyFor } from './sealing-keys.js';
 import {
   claimNextVersion,
@@ -82,6 +83,8 @@ export interface PublicKeyAnswer {
   spki: string;
   fingerprint: string;
   signingKey: { keyId: string; spki: string; fingerprint: string };
+  vouch?: { signingKeyId: string; signature: string };
+  vouchChain?: VouchLink[];
 }
 
 export async function publicKeys(ctx: AppContext, orgId: string): Promise<PublicKeyAnswer> {
@@ -105,6 +108,11 @@ export async function publicKeys(ctx: AppContext, orgId: string): Promise<Public
       spki: signing.public_key.toString('base64'),
       fingerprint: signing.fingerprint,
     },
+    // After a rotation: the previous signing key's vouch for these keys, and the chain of them.
+    ...(await vouchChainFor(ctx.db, orgId, {
+      sealingKeyId: sealing.id,
+      signingKeyId: signing.id,
+    })),
   };
 }
 
