@@ -56,14 +56,18 @@ export async function runWithSecrets(opts: RunOptions): Promise<number> {
   };
   reportSkipped(current.skipped);
 
-  let child: RunningChild = startChild(opts.command, current.env);
+  // The handlers go in before the child starts: a signal that arrived after the spawn but
+  // before them would kill the CLI with its default action and leave the child running.
+  // (Handlers run on a later tick, by which time `child` is set.)
+  let child: RunningChild | undefined;
   let stopRequested = false;
   const removeForwarding = installSignalForwarding(signalsForPlatform(), (signal, fromKeyboard) => {
     if (STOP_SIGNALS.has(signal)) stopRequested = true;
-    if (!fromKeyboard) child.kill(signal);
+    if (!fromKeyboard) child?.kill(signal);
   });
 
   try {
+    child = startChild(opts.command, current.env);
     if (!opts.watch) return (await child.exited).exitCode;
 
     const watch = opts.watch;
