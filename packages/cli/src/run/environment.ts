@@ -96,6 +96,15 @@ export const REFUSED_ENV_NAMES = [
 
 const refusedNames: ReadonlySet<string> = new Set(REFUSED_ENV_NAMES);
 
+/**
+ * The CLI's own credentials: never handed down to the child from the CLI's environment. A
+ * program run with secrets must not thereby get the token that fetched them (which can read
+ * every secret of its scope, or more) or the passphrase of the fallback copy. A secret of the
+ * same name is still injected: that one was put there on purpose.
+ */
+export const CLI_CREDENTIAL_ENV_NAMES = ['CRATE_TOKEN', 'CRATE_FALLBACK_PASSPHRASE'] as const;
+const credentialNames: ReadonlySet<string> = new Set(CLI_CREDENTIAL_ENV_NAMES);
+
 /** True when injecting this name could hijack the child (see REFUSED_ENV_NAMES). */
 export function isRefusedEnvName(name: string): boolean {
   const upper = name.toUpperCase();
@@ -129,7 +138,7 @@ export function planEnvironment(inputs: EnvironmentInputs): EnvironmentPlan {
   // No prototype: `__proto__` is a valid variable name and must stay an ordinary key.
   const env: Record<string, string> = Object.create(null);
   for (const [name, value] of Object.entries(inputs.inherited)) {
-    if (value !== undefined) env[name] = value;
+    if (value !== undefined && !credentialNames.has(name)) env[name] = value;
   }
   const allowed = new Set(inputs.allowNames);
   const preserved = new Set(Array.isArray(inputs.preserveEnv) ? inputs.preserveEnv : []);
@@ -150,6 +159,7 @@ export function planEnvironment(inputs: EnvironmentInputs): EnvironmentPlan {
     const inheritedWins =
       Object.hasOwn(inputs.inherited, name) &&
       inputs.inherited[name] !== undefined &&
+      !credentialNames.has(name) &&
       (inputs.preserveEnv === true || preserved.has(name));
     if (inheritedWins) continue;
     env[name] = value;
