@@ -3,6 +3,7 @@ import { CrateError, type ErrorCode, isCrateError } from '@crate/crypto-core';
 import type { Scope } from '../api.js';
 import { configDir } from '../config/paths.js';
 import type { CommandContext } from '../context.js';
+import type { FallbackStore } from '../fallback/index.js';
 import { splitList } from '../names.js';
 import { entriesToRecord, startRetrieval, zeroizeEntries } from '../retrieve.js';
 import { type RunCommand, runWithSecrets } from '../run/index.js';
@@ -96,6 +97,29 @@ async function fetchRecord(
   }
 }
 
+/**
+ * Saves the last good copy. Failing to save it must not stop the program: the secrets were
+ * fetched, only the copy for a later outage is missing, and the user is told so.
+ */
+async function saveFallback(
+  ctx: CommandContext,
+  store: FallbackStore,
+  file: string,
+  scope: Scope,
+  secrets: Record<string, string>,
+): Promise<void> {
+  try {
+    await store.save(bundleKeyOf((await ctx.client()).server, scope), secrets);
+  } catch (error) {
+    const reason = isCrateError(error)
+      ? `${error.message} (${error.code})`
+      : (error as Error).message;
+    ctx.out.warn(
+      `could not save the fallback copy to ${file}: ${reason}; the command runs, but the copy is not updated`,
+    );
+  }
+}
+
 export async function run(
   ctx: CommandContext,
   args: string[],
@@ -136,7 +160,7 @@ export async function run(
     try {
       const fetched = await fetching;
       secrets = fetched.secrets;
-      if (store) await store.save(bundleKeyOf((await ctx.client()).server, fetched.scope), secrets);
+      if (store) await saveFallback(ctx, store, options.fallback!, fetched.scope, secrets);
     } catch (error) {
       if (!store || !isCrateError(error) || !FALLBACK_CODES.has(error.code)) throw error;
       const { server, scope } = await offlineScope(ctx).catch(async () => ({
