@@ -19,6 +19,22 @@ async function reachableOrgs(
   return org ? [{ id: org.id, name: org.name, role: null }] : [];
 }
 
+/** The project and environment slugs of a service token (omitted if they no longer exist). */
+async function serviceTokenScope(
+  ctx: AppContext,
+  projectId: string,
+  environmentId: string,
+): Promise<{ project?: string; environment?: string }> {
+  const row = await ctx.db
+    .selectFrom('environments')
+    .innerJoin('projects', 'projects.id', 'environments.project_id')
+    .select(['projects.slug as project', 'environments.slug as environment'])
+    .where('environments.id', '=', environmentId)
+    .where('projects.id', '=', projectId)
+    .executeTakeFirst();
+  return row ? { project: row.project, environment: row.environment } : {};
+}
+
 export const orgRoutes = [
   defineRoute({
     method: 'GET',
@@ -34,7 +50,14 @@ export const orgRoutes = [
         token:
           p.kind === 'user'
             ? { id: p.tokenId, kind: 'pat' }
-            : { id: p.tokenId, kind: 'svc', name: p.name, access: p.access },
+            : {
+                id: p.tokenId,
+                kind: 'svc',
+                name: p.name,
+                access: p.access,
+                // The slugs a CLI needs to work in the token's scope with nothing else set.
+                ...(await serviceTokenScope(ctx, p.projectId, p.environmentId)),
+              },
         ...(p.kind === 'user' && { user: { id: p.userId, email: p.email } }),
         orgs: orgs.map((o) => ({ id: o.id, name: o.name, role: o.role })),
       };
