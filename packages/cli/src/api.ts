@@ -23,6 +23,19 @@ export interface PublicKeyAnswer {
   signingKey: { keyId: string; spki: string; fingerprint: string };
   /** Present after a rotation: the previous signing key's signature over the new keys. */
   vouch?: { signingKeyId: string; signature: string };
+  /**
+   * Present after a rotation: the vouches leading to these keys, oldest first, each signed by
+   * the signing key the link before it introduced (docs/protocol.md).
+   */
+  vouchChain?: {
+    signedBy: string;
+    sealingKeyId: string;
+    sealingFingerprint: string;
+    signingKeyId: string;
+    signingSpki: string;
+    signingFingerprint: string;
+    signature: string;
+  }[];
 }
 
 export interface SecretMetadata {

@@ -176,9 +176,9 @@ export class CommandContext {
           );
           break;
         case 'rotated-vouched':
+          // One line: the change is signed by the pinned key, so there is nothing to decide.
           this.out.info(
-            `The keys of org ${org} were rotated; the change is signed by the pinned key, so it was accepted:\n` +
-              `  sealing ${outcome.keys.sealing.fingerprint}\n  signing ${outcome.keys.signing.fingerprint}`,
+            `Note: the keys of org ${org} were rotated (${outcome.rotations === 1 ? 'vouched for by the pinned key' : `${outcome.rotations} rotations, each vouched for by the key before`}); now pinned: sealing ${outcome.keys.sealing.fingerprint}, signing ${outcome.keys.signing.fingerprint}.`,
           );
           break;
         case 'match':

@@ -8,6 +8,7 @@ import {
   zeroize,
 } from '@crate/crypto-core';
 import * as api from './api.js';
+import { isPlainObject } from './config/private-file.js';
 import type { CommandContext } from './context.js';
 
 export interface RetrievedSecrets {
@@ -37,11 +38,18 @@ export function startRetrieval(ctx: CommandContext, names?: string[]): Promise<R
       };
       if (names) request.names = names;
       const { bundle } = await api.retrieveSecrets(client, scope, request);
+      // The org's keys were rotated between the key fetch and the bundle (it names another
+      // signing key): fetch them again. They count only if the pin's vouch chain reaches them;
+      // openBundle still insists on the key id the bundle names.
+      const signing =
+        isPlainObject(bundle) && bundle.kid !== keys.signing.keyId
+          ? (await ctx.refreshOrgKeys()).signing
+          : keys.signing;
       const payload = openBundle(bundle, {
         ephemeralPrivateKey: ephemeral.privateKey,
         ephemeralPublicKeySpki: ephemeral.publicKeySpki,
-        signingPublicKey: importSigningPublicKey(Buffer.from(keys.signing.spki, 'base64url')),
-        signingKeyId: keys.signing.keyId,
+        signingPublicKey: importSigningPublicKey(Buffer.from(signing.spki, 'base64url')),
+        signingKeyId: signing.keyId,
         binding: {
           orgId: scope.org,
           project: scope.project,

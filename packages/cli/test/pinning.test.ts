@@ -10,6 +10,7 @@ import {
   keyVouchBytes,
   type SigningKeyPair,
   sign,
+  signKeyVouch,
   spkiFingerprint,
 } from '@crate/crypto-core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -28,6 +29,7 @@ interface KeySet {
 
 let first: KeySet;
 let second: KeySet;
+let third: KeySet;
 let dir: string;
 
 async function keySet(suffix: string): Promise<KeySet> {
@@ -72,8 +74,37 @@ function answerFor(keys: KeySet, vouchedBy?: KeySet, vouchOrg = ORG): PublicKeyA
   return answer;
 }
 
+/** A vouch chain link as the server sends it: `signer` vouches for `keys`. */
+function linkFor(keys: KeySet, signer: KeySet, signedBy = signer.signingKeyId) {
+  const statement = {
+    org: ORG,
+    sealingKeyId: keys.sealingKeyId,
+    sealingFingerprint: fp(keys.sealingSpki),
+    signingKeyId: keys.signingKeyId,
+    signingFingerprint: fp(keys.signing.publicKeySpki),
+  };
+  return {
+    signedBy,
+    ...statement,
+    signingSpki: keys.signing.publicKeySpki.toString('base64'),
+    signature: signKeyVouch(
+      importSigningPrivateKey(signer.signing.privateKeyPkcs8),
+      statement,
+    ).toString('base64url'),
+  };
+}
+
+/** The answer of a server at `keys` after the rotations `links` (oldest first). */
+function chainedAnswer(keys: KeySet, links: ReturnType<typeof linkFor>[]): PublicKeyAnswer {
+  const answer = answerFor(keys);
+  const last = links.at(-1)!;
+  answer.vouch = { signingKeyId: last.signedBy, signature: last.signature };
+  answer.vouchChain = links;
+  return answer;
+}
+
 beforeAll(async () => {
-  [first, second] = await Promise.all([keySet('1'), keySet('2')]);
+  [first, second, third] = await Promise.all([keySet('1'), keySet('2'), keySet('3')]);
 });
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'crate-cli-pin-'));
@@ -198,5 +229,75 @@ describe('key pinning', () => {
     await expect(known.check(SERVER, ORG, answer)).rejects.toMatchObject({
       code: 'ERR_FORMAT_UNSUPPORTED',
     });
+  });
+  it('follows a chain of two rotations from the pinned key to the current keys, with the count', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const answer = chainedAnswer(third, [linkFor(second, first), linkFor(third, second)]);
+    const outcome = await known.check(SERVER, ORG, answer);
+    expect(outcome).toMatchObject({ kind: 'rotated-vouched', rotations: 2 });
+    const pinned = await known.get(SERVER, ORG);
+    expect(pinned?.sealing.fingerprint).toBe(fp(third.sealingSpki));
+    expect(pinned?.signing.keyId).toBe('sign-3');
+  });
+
+  it('starts the chain where the pin is: a CLI pinned at the second keys walks one link', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(second));
+    const answer = chainedAnswer(third, [linkFor(second, first), linkFor(third, second)]);
+    expect(await known.check(SERVER, ORG, answer)).toMatchObject({
+      kind: 'rotated-vouched',
+      rotations: 1,
+    });
+  });
+
+  it('refuses a chain whose second link is forged (signed by a key the first link did not introduce)', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const forged = linkFor(third, third, second.signingKeyId);
+    const answer = chainedAnswer(third, [linkFor(second, first), forged]);
+    const failure = await known.check(SERVER, ORG, answer).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'ERR_SEALING_KEY_CHANGED' });
+    expect((failure as CrateError).message).toContain(
+      'does not verify against the pinned signing key',
+    );
+    expect((await known.get(SERVER, ORG))?.signing.keyId).toBe('sign-1');
+  });
+
+  it('refuses a vouch signed by another key that merely claims the pinned key id', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const answer = chainedAnswer(second, [linkFor(second, third, first.signingKeyId)]);
+    await expect(known.check(SERVER, ORG, answer)).rejects.toMatchObject({
+      code: 'ERR_SEALING_KEY_CHANGED',
+    });
+  });
+
+  it('refuses a valid chain that ends at other keys than the ones the server now serves', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const answer = chainedAnswer(third, [linkFor(second, first)]);
+    const failure = await known.check(SERVER, ORG, answer).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'ERR_SEALING_KEY_CHANGED' });
+    expect((failure as CrateError).message).toContain('do not end at the keys it now serves');
+  });
+
+  it('tells a CLI pinned before the chain begins to trust explicitly', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const answer = chainedAnswer(third, [linkFor(third, second)]);
+    const failure = await known.check(SERVER, ORG, answer).catch((error: unknown) => error);
+    expect(failure).toMatchObject({ code: 'ERR_SEALING_KEY_CHANGED' });
+    expect((failure as CrateError).message).toContain(
+      'no vouch the server sent is signed by the pinned signing key',
+    );
+  });
+
+  it('assesses without writing: a vouched rotation is reported but the pin stays until check', async () => {
+    const known = new KnownKeys({ XDG_CONFIG_HOME: dir });
+    await known.check(SERVER, ORG, answerFor(first));
+    const outcome = await known.assess(SERVER, ORG, answerFor(second, first));
+    expect(outcome.kind).toBe('rotated-vouched');
+    expect((await known.get(SERVER, ORG))?.signing.keyId).toBe('sign-1');
   });
 });

@@ -14,6 +14,14 @@ export async function run(ctx: CommandContext): Promise<undefined> {
     pinned !== undefined &&
     pinned.sealing.fingerprint === current.sealing.fingerprint &&
     pinned.signing.fingerprint === current.signing.fingerprint;
+  // A difference the pinned key vouches for is accepted by the next command that needs the keys.
+  const vouched =
+    pinned !== undefined &&
+    !matches &&
+    (await ctx.knownKeys.assess(client.server, org, answer).then(
+      (outcome) => outcome.kind === 'rotated-vouched',
+      () => false,
+    ));
   const strip = (key: { keyId: string; fingerprint: string }) => ({
     keyId: key.keyId,
     fingerprint: key.fingerprint,
@@ -31,6 +39,7 @@ export async function run(ctx: CommandContext): Promise<undefined> {
         : null,
       current: { sealing: strip(current.sealing), signing: strip(current.signing) },
       matches,
+      vouched,
     });
     return undefined;
   }
@@ -50,7 +59,13 @@ export async function run(ctx: CommandContext): Promise<undefined> {
     ],
   );
   if (!pinned) ctx.out.info('Not pinned yet: the first command that needs the keys pins them.');
+  else if (vouched)
+    ctx.out.info(
+      'The server keys were rotated and the pinned key vouches for them: the next command pins them.',
+    );
   else if (!matches)
-    ctx.out.warn('the server keys differ from the pinned ones; see `crate keys trust --help`.');
+    ctx.out.warn(
+      'the server keys differ from the pinned ones and the pinned key does not vouch for them; confirm the new fingerprints with the server operator, then run `crate keys trust`.',
+    );
   return undefined;
 }

@@ -46,7 +46,8 @@ export interface OrgKeys {
 export type PinOutcome =
   | { kind: 'first-use'; keys: OrgKeys }
   | { kind: 'match'; keys: OrgKeys }
-  | { kind: 'rotated-vouched'; keys: OrgKeys; previous: OrgKeys };
+  /** `rotations`: how many vouches led from the pinned keys to these (1, or more for a chain). */
+  | { kind: 'rotated-vouched'; keys: OrgKeys; previous: OrgKeys; rotations: number };
 
 function malformed(detail: string): CrateError {
   return new CrateError(
@@ -169,33 +170,39 @@ export class KnownKeys {
   }
 
   /**
-   * Checks the server's current keys against the pin. First use pins them. A different
-   * fingerprint is accepted only with a vouch that verifies against the pinned signing key;
-   * otherwise ERR_SEALING_KEY_CHANGED. The same fingerprints under new key ids are the same
-   * keys, so the ids are updated silently.
+   * Checks the server's current keys against the pin and records the result: first use pins
+   * them; a vouched rotation re-pins them. See `assess` for the rules.
    */
   async check(server: string, orgId: string, answer: PublicKeyAnswer): Promise<PinOutcome> {
+    const outcome = await this.assess(server, orgId, answer);
+    const pinned = await this.get(server, orgId);
+    const unchanged =
+      pinned !== undefined &&
+      pinned.sealing.keyId === outcome.keys.sealing.keyId &&
+      pinned.signing.keyId === outcome.keys.signing.keyId &&
+      pinned.sealing.fingerprint === outcome.keys.sealing.fingerprint &&
+      pinned.signing.fingerprint === outcome.keys.signing.fingerprint;
+    if (!unchanged) await this.pin(server, orgId, outcome.keys);
+    return outcome;
+  }
+
+  /**
+   * Compares the server's current keys with the pin, writing nothing. The same fingerprints
+   * (under the same or new key ids) match. Different fingerprints are accepted only through
+   * a chain of vouches that starts at the pinned signing key and ends at exactly these keys;
+   * otherwise ERR_SEALING_KEY_CHANGED, saying what changed and what to do.
+   */
+  async assess(server: string, orgId: string, answer: PublicKeyAnswer): Promise<PinOutcome> {
     const keys = parsePublicKeyAnswer(answer);
     const pinned = await this.get(server, orgId);
-    if (!pinned) {
-      await this.pin(server, orgId, keys);
-      return { kind: 'first-use', keys };
-    }
+    if (!pinned) return { kind: 'first-use', keys };
     const sameSealing = pinned.sealing.fingerprint === keys.sealing.fingerprint;
     const sameSigning = pinned.signing.fingerprint === keys.signing.fingerprint;
-    if (sameSealing && sameSigning) {
-      if (
-        pinned.sealing.keyId !== keys.sealing.keyId ||
-        pinned.signing.keyId !== keys.signing.keyId
-      ) {
-        await this.pin(server, orgId, keys);
-      }
-      return { kind: 'match', keys };
-    }
+    if (sameSealing && sameSigning) return { kind: 'match', keys };
     const previous = { sealing: pinned.sealing, signing: pinned.signing };
-    if (vouchVerifies(orgId, keys, pinned, answer.vouch)) {
-      await this.pin(server, orgId, keys);
-      return { kind: 'rotated-vouched', keys, previous };
+    const walked = walkVouchChain(orgId, keys, pinned, answer);
+    if (typeof walked === 'number') {
+      return { kind: 'rotated-vouched', keys, previous, rotations: walked };
     }
     const changed = [
       sameSealing
@@ -208,35 +215,115 @@ export class KnownKeys {
     throw new CrateError(
       'ERR_SEALING_KEY_CHANGED',
       `the keys of org ${orgId} on ${server} changed since they were pinned (${changed.join('; ')}), ` +
-        'and the change is not vouched for by the pinned key. Nothing was sent. ' +
-        'This is expected after an unannounced key rotation, and is also what an attacker ' +
-        'between you and the server would cause.',
+        `and ${walked}. Nothing was sent. ` +
+        'This is expected after a key rotation the pinned key could not vouch for (keys restored ' +
+        'from elsewhere, or pinned too many rotations ago), and is also what an attacker between ' +
+        'you and the server would cause.',
     );
   }
 }
 
-function vouchVerifies(
-  orgId: string,
-  keys: OrgKeys,
-  pinned: PinnedOrgKeys,
-  vouch: PublicKeyAnswer['vouch'],
-): boolean {
-  if (!isPlainObject(vouch)) return false;
-  const { signingKeyId, signature } = vouch;
-  if (typeof signingKeyId !== 'string' || typeof signature !== 'string') return false;
-  if (signingKeyId !== pinned.signing.keyId) return false;
-  let pinnedSigningKey: ReturnType<typeof importSigningPublicKey>;
-  try {
-    pinnedSigningKey = importSigningPublicKey(Buffer.from(pinned.signing.spki, 'base64url'));
-  } catch {
-    return false;
-  }
-  const statement = {
-    org: orgId,
+/** One link as the server sends it (docs/protocol.md, public-key route). */
+interface WireVouchLink {
+  signedBy: string;
+  sealingKeyId: string;
+  sealingFingerprint: string;
+  signingKeyId: string;
+  signingSpki: string;
+  signingFingerprint?: string;
+  signature: string;
+}
+
+/** The chain the answer carries; an answer with only `vouch` is a chain of one link. */
+function chainOf(keys: OrgKeys, answer: PublicKeyAnswer): unknown[] {
+  if (Array.isArray(answer.vouchChain)) return answer.vouchChain;
+  if (!isPlainObject(answer.vouch)) return [];
+  const link: WireVouchLink = {
+    signedBy: answer.vouch.signingKeyId,
     sealingKeyId: keys.sealing.keyId,
     sealingFingerprint: keys.sealing.fingerprint,
     signingKeyId: keys.signing.keyId,
-    signingFingerprint: keys.signing.fingerprint,
+    signingSpki: keys.signing.spki,
+    signature: answer.vouch.signature,
   };
-  return verifyKeyVouch(pinnedSigningKey, statement, Buffer.from(signature, 'base64url'));
+  return [link];
+}
+
+/**
+ * Walks the vouch chain from the pinned signing key to the server's current keys. Each link is
+ * verified with the signing key trusted so far (first the pinned one), and its new signing key,
+ * fingerprinted here from its SPKI, becomes the trusted key for the next link. The last link
+ * must name exactly the current keys (fingerprints computed locally). Returns the number of
+ * links walked, or why the change is not vouched for (for the error message).
+ */
+function walkVouchChain(
+  orgId: string,
+  keys: OrgKeys,
+  pinned: PinnedOrgKeys,
+  answer: PublicKeyAnswer,
+): number | string {
+  const chain = chainOf(keys, answer);
+  if (chain.length === 0) return 'the server sent no vouch for the change';
+  const start = chain.findIndex(
+    (link) => isPlainObject(link) && link.signedBy === pinned.signing.keyId,
+  );
+  if (start < 0) {
+    return (
+      'no vouch the server sent is signed by the pinned signing key ' +
+      `(${pinned.signing.keyId}; it may have been pinned more rotations ago than the server's chain covers)`
+    );
+  }
+  const forged = 'the vouch the server sent does not verify against the pinned signing key';
+  let trustedId = pinned.signing.keyId;
+  let trusted: ReturnType<typeof importSigningPublicKey>;
+  try {
+    trusted = importSigningPublicKey(Buffer.from(pinned.signing.spki, 'base64url'));
+  } catch {
+    return forged;
+  }
+  let last: { sealingKeyId: string; sealingFingerprint: string; signingKeyId: string } | undefined;
+  let lastSigningFingerprint = '';
+  for (const raw of chain.slice(start)) {
+    if (!isPlainObject(raw)) return forged;
+    const { signedBy, sealingKeyId, sealingFingerprint, signingKeyId, signingSpki, signature } =
+      raw;
+    if (
+      signedBy !== trustedId ||
+      typeof sealingKeyId !== 'string' ||
+      typeof sealingFingerprint !== 'string' ||
+      typeof signingKeyId !== 'string' ||
+      typeof signingSpki !== 'string' ||
+      typeof signature !== 'string'
+    ) {
+      return forged;
+    }
+    let next: ReturnType<typeof importSigningPublicKey>;
+    const der = Buffer.from(signingSpki, 'base64url');
+    try {
+      next = importSigningPublicKey(der);
+    } catch {
+      return forged;
+    }
+    const signingFingerprint = formatFingerprint(spkiFingerprint(der), 'hex');
+    const statement = {
+      org: orgId,
+      sealingKeyId,
+      sealingFingerprint,
+      signingKeyId,
+      signingFingerprint,
+    };
+    if (!verifyKeyVouch(trusted, statement, Buffer.from(signature, 'base64url'))) return forged;
+    trusted = next;
+    trustedId = signingKeyId;
+    last = statement;
+    lastSigningFingerprint = signingFingerprint;
+  }
+  const reachesCurrent =
+    last !== undefined &&
+    last.sealingKeyId === keys.sealing.keyId &&
+    last.sealingFingerprint === keys.sealing.fingerprint &&
+    last.signingKeyId === keys.signing.keyId &&
+    lastSigningFingerprint === keys.signing.fingerprint;
+  if (!reachesCurrent) return 'the vouches the server sent do not end at the keys it now serves';
+  return chain.length - start;
 }
