@@ -47,6 +47,24 @@ describe('KeyCache', () => {
     second.release();
   });
 
+  it('zeroes expired keys on purgeExpired without waiting for a request', async () => {
+    const { cache, disposed, advance } = cacheWithClock(10, 1000);
+    const old = Buffer.from('old');
+    (await cache.acquire('a', async () => old)).release();
+    advance(600);
+    const held = await cache.acquire('b', async () => Buffer.from('b'));
+    advance(500);
+    cache.purgeExpired();
+    expect(disposed).toEqual(['old']);
+    expect(old.every((byte) => byte === 0)).toBe(true);
+    expect(cache.size).toBe(1);
+    advance(500);
+    cache.purgeExpired(); // b expired while pinned: zeroed only when released
+    expect(disposed).toEqual(['old']);
+    held.release();
+    expect(disposed).toEqual(['old', 'b']);
+  });
+
   it('defers zeroing an evicted key until its last user releases it', async () => {
     const { cache, disposed } = cacheWithClock(1, 1000);
     const held = await cache.acquire('a', async () => Buffer.from('a'));

@@ -74,6 +74,14 @@ export class KeyCache<V> {
     if (entry) this.#evict(key, entry);
   }
 
+  /** Evicts the entries whose time is up (disposed once nobody holds them). */
+  purgeExpired(): void {
+    const now = this.#now();
+    for (const [key, entry] of [...this.#entries]) {
+      if (entry.expiresAt <= now) this.#evict(key, entry);
+    }
+  }
+
   /** Evicts everything: at shutdown, and when the keyring changes. */
   clear(): void {
     for (const [key, entry] of [...this.#entries]) this.#evict(key, entry);

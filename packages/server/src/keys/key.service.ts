@@ -6,6 +6,7 @@ import {
   importSigningPublicKey,
   isCrateError,
   type Keyring,
+  type SecretRef,
   unwrapOrgDek,
   unwrapPrivateKey,
   type VersionedKey,
@@ -24,6 +25,11 @@ import {
   listOrgDeks,
   listSystemKeys,
 } from './keys.repository.js';
+import {
+  DEFAULT_SECRET_DEK_CACHE_POLICY,
+  SecretDekCache,
+  type SecretDekCachePolicy,
+} from './secret-dek-cache.js';
 import { masterKeyFailure } from './unseal-guidance.js';
 import type { UnsealState } from './unseal-state.js';
 
@@ -56,6 +62,8 @@ export interface KeyCachePolicy {
 export const DEFAULT_KEY_CACHE_POLICY: KeyCachePolicy = { maxEntries: 1000, ttlMs: 10 * 60_000 };
 
 const AUDIT_SIGNER_REFRESH_MS = 60_000;
+/** How often expired entries are dropped even if nobody asks for them (an idle org's keys). */
+const CACHE_SWEEP_INTERVAL_MS = 30_000;
 
 interface CachedDeks {
   activeVersion: number;
@@ -68,6 +76,8 @@ export class KeyService {
   readonly #unseal: UnsealState;
   readonly #deks: KeyCache<CachedDeks>;
   readonly #privateKeys: KeyCache<KeyObject>;
+  readonly #secretDeks: SecretDekCache;
+  readonly #sweeper: NodeJS.Timeout;
   #auditPublicKeys = new Map<string, KeyObject>();
   #auditSigner: { signer: AuditSigner; loadedAt: number } | undefined;
 
@@ -76,15 +86,24 @@ export class KeyService {
     keyring: Keyring,
     unseal: UnsealState,
     policy = DEFAULT_KEY_CACHE_POLICY,
+    secretDekPolicy: SecretDekCachePolicy = DEFAULT_SECRET_DEK_CACHE_POLICY,
   ) {
     this.#db = db;
     this.#keyring = keyring;
     this.#unseal = unseal;
+    this.#secretDeks = new SecretDekCache(secretDekPolicy);
     this.#deks = new KeyCache<CachedDeks>(policy, (entry) => {
+      this.#secretDeks.forgetUnder(entry.versions.values());
       for (const key of entry.versions.values()) zeroize(key);
       entry.versions.clear();
     });
     this.#privateKeys = new KeyCache<KeyObject>(policy, () => {});
+    this.#sweeper = setInterval(() => {
+      this.#deks.purgeExpired();
+      this.#privateKeys.purgeExpired();
+      this.#secretDeks.purgeExpired();
+    }, CACHE_SWEEP_INTERVAL_MS);
+    this.#sweeper.unref();
   }
 
   get keyring(): Keyring {
@@ -226,9 +245,35 @@ export class KeyService {
     this.#privateKeys.delete(`${kind}:${keyId}`);
   }
 
+  /**
+   * decryptSecret through the secret DEK cache (secret-dek-cache.ts): same result and errors,
+   * but a secret version read before (under the same cached org DEK) skips its DEK unwrap.
+   * `deks` is the argument of a running useOrgDeks callback.
+   */
+  decryptSecret(
+    deks: OrgDeks,
+    wrappedDek: Uint8Array,
+    ciphertext: Uint8Array,
+    ref: SecretRef,
+  ): Buffer {
+    this.#assertUnsealed();
+    return this.#secretDeks.decrypt(deks.lookup, wrappedDek, ciphertext, ref);
+  }
+
+  /** How many entries each cache holds now (for tests and diagnostics; no key material). */
+  cacheSizes(): { orgDeks: number; privateKeys: number; secretDeks: number } {
+    return {
+      orgDeks: this.#deks.size,
+      privateKeys: this.#privateKeys.size,
+      secretDeks: this.#secretDeks.size,
+    };
+  }
+
   /** Zeroes every cached key; also call on shutdown. */
   destroy(): void {
     this.#auditSigner = undefined;
+    clearInterval(this.#sweeper);
+    this.#secretDeks.clear();
     this.#deks.clear();
     this.#privateKeys.clear();
   }

@@ -333,15 +333,16 @@ export async function retrieveBundle(
       `no secret named ${missing.slice(0, 10).join(', ')} in this environment`,
     );
   }
-  return ctx.keys.useOrgDeks(place.org.id, ({ lookup }) => {
+  return ctx.keys.useOrgDeks(place.org.id, (deks) => {
     const entries: BundleEntry[] = [];
     let payload: Buffer | undefined;
     try {
       for (const row of rows) {
         let value: Buffer;
         try {
-          value = decryptSecret(
-            lookup,
+          // Through the secret DEK cache: a version read before skips its DEK unwrap.
+          value = ctx.keys.decryptSecret(
+            deks,
             row.wrapped_dek,
             row.ciphertext,
             secretRef(place, row.name, row.version),
