@@ -3,6 +3,7 @@ import { type Migration, type MigrationProvider, Migrator } from 'kysely/migrati
 import * as init from './migrations/20261122T0900_init.js';
 import * as secretVersionKind from './migrations/20261122T1000_secret_version_kind.js';
 import * as defaultProject from './migrations/20261124T0900_default_project.js';
+import * as keyRotation from './migrations/20261130T1000_key_rotation.js';
 import * as orgKeyVouches from './migrations/20261130T1100_org_key_vouches.js';
 
 // Migrations are imported statically (not read from a folder at run time) so the built server
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '20261122T0900_init': init,
   '20261122T1000_secret_version_kind': secretVersionKind,
   '20261124T0900_default_project': defaultProject,
+  '20261130T1000_key_rotation': keyRotation,
   '20261130T1100_org_key_vouches': orgKeyVouches,
 };
 

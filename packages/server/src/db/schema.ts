@@ -175,6 +175,43 @@ export interface AuditChainHeadsTable {
   updated_at: Timestamp;
 }
 
+/** A key rotation (src/rotation/): progress is written with each batch, so it resumes. */
+export interface KeyRotationsTable {
+  id: string;
+  kind: 'org-dek' | 'master-key';
+  /** The org id for an org DEK rotation, 'system' for the master key. */
+  scope: string;
+  from_versions: number[];
+  to_version: number;
+  status: 'running' | 'done';
+  pass: Generated<number>;
+  /** Last secret id done (org DEK) in this pass; null before the first batch. */
+  cursor: string | null;
+  rewrapped: ColumnType<string, string | number | undefined, string | number>;
+  total: ColumnType<string, string | number | undefined, string | number>;
+  batches: Generated<number>;
+  owner: string | null;
+  heartbeat_at: NullableTimestamp;
+  started_at: CreatedAt;
+  finished_at: NullableTimestamp;
+}
+
+/** Encryptions done by one key version (nonce budget), in shards summed on read. */
+export interface KeyUsageTable {
+  key_kind: 'org-dek' | 'master-key';
+  scope: string;
+  version: number;
+  shard: number;
+  encryptions: ColumnType<string, string | number, string | number>;
+}
+
+/** Overrides of the nonce budget limits (empty: the defaults in crate_key_budget()). */
+export interface KeyBudgetLimitsTable {
+  key_kind: 'org-dek' | 'master-key';
+  soft_limit: ColumnType<string, string | number, string | number>;
+  hard_limit: ColumnType<string, string | number, string | number>;
+}
+
 export interface Database {
   orgs: OrgsTable;
   org_deks: OrgDeksTable;
@@ -190,6 +227,9 @@ export interface Database {
   tokens: TokensTable;
   audit_entries: AuditEntriesTable;
   audit_chain_heads: AuditChainHeadsTable;
+  key_rotations: KeyRotationsTable;
+  key_usage: KeyUsageTable;
+  key_budget_limits: KeyBudgetLimitsTable;
 }
 
 export type Org = Selectable<OrgsTable>;

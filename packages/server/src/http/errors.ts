@@ -25,6 +25,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_MASTER_KEY_VERSION_MISSING: 503,
   ERR_AUDIT_UNAVAILABLE: 503,
   ERR_DATABASE_UNAVAILABLE: 503,
+  ERR_NONCE_BUDGET_EXHAUSTED: 503,
   ERR_INTERNAL: 500,
 };
 
@@ -86,6 +87,11 @@ function asCrateError(error: unknown): CrateError | undefined {
     case 'ETIMEDOUT':
     case '23505': // unique_violation: a concurrent request created the same record first
       return new CrateError('ERR_CONFLICT', 'already exists');
+    case 'CR001': // the nonce budget trigger (rotation/nonce-budget.ts)
+      return new CrateError(
+        'ERR_NONCE_BUDGET_EXHAUSTED',
+        'this key version has reached its encryption limit; an administrator must rotate it',
+      );
     case '57P01': // admin_shutdown
     case '57P03': // cannot_connect_now
       return new CrateError('ERR_DATABASE_UNAVAILABLE', 'the database cannot be reached');

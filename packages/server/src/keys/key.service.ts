@@ -116,17 +116,39 @@ export class KeyService {
    */
   async useOrgDeks<T>(orgId: string, fn: (deks: OrgDeks) => Promise<T> | T): Promise<T> {
     this.#assertUnsealed();
-    const { value, release } = await this.#deks.acquire(orgId, () => this.#loadDeks(orgId));
-    try {
-      const active = value.versions.get(value.activeVersion)!;
-      return await fn({
-        orgId,
-        active: { version: value.activeVersion, key: active },
-        lookup: (version) => value.versions.get(version),
-      });
-    } finally {
-      release();
+    for (let attempt = 1; ; attempt++) {
+      const { value, release } = await this.#deks.acquire(orgId, () => this.#loadDeks(orgId));
+      let missed = false;
+      try {
+        const active = value.versions.get(value.activeVersion)!;
+        return await fn({
+          orgId,
+          active: { version: value.activeVersion, key: active },
+          lookup: (version) => {
+            const key = value.versions.get(version);
+            if (key === undefined) missed = true;
+            return key;
+          },
+        });
+      } catch (error) {
+        // A version this cache does not hold: an org DEK rotation (maybe in another process)
+        // created it after the entry was loaded. Reload once and run `fn` again; its
+        // transaction, if any, was rolled back by the throw.
+        if (!missed || attempt > 1 || !isCrateError(error, 'ERR_KEY_VERSION_UNKNOWN')) throw error;
+        this.#deks.delete(orgId);
+      } finally {
+        release();
+      }
     }
+  }
+
+  /**
+   * Drops the org's cached DEKs (after an org DEK rotation made a new version active), so the
+   * next write wraps under the new version. Other processes pick it up when their entry expires
+   * (the TTL) or at once when they meet a version they do not hold.
+   */
+  forgetOrgDeks(orgId: string): void {
+    this.#deks.delete(orgId);
   }
 
   /** The org's sealing private key by id (active or retired), or undefined if unknown/destroyed. */
