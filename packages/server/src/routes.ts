@@ -3,6 +3,7 @@ import type { RouteSpec } from './http/route.js';
 import { memberRoutes } from './members/members.routes.js';
 import { orgRoutes } from './orgs/orgs.routes.js';
 import { projectRoutes } from './projects/projects.routes.js';
+import { rotationRoutes } from './rotation/rotation.routes.js';
 import { sealingRotationRoutes } from './sealing-rotation/sealing-rotation.routes.js';
 import { secretRoutes } from './secrets/secrets.routes.js';
 import { tokenRoutes } from './tokens/tokens.routes.js';
@@ -15,5 +16,6 @@ export const allRoutes: RouteSpec[] = [
   ...memberRoutes,
   ...tokenRoutes,
   ...auditRoutes,
+  ...rotationRoutes,
   ...sealingRotationRoutes,
 ];

@@ -12,6 +12,8 @@ import { DEFAULT_KEY_CACHE_POLICY, KeyService } from './keys/key.service.js';
 import { ensureAuditKey } from './keys/org-keys.js';
 import { UnsealState } from './keys/unseal-state.js';
 import type { MasterKeyProvider } from './master-key/provider.js';
+import { assertKeyringHoldsReferencedVersions } from './rotation/master-key-rotation.js';
+import { startRotations } from './rotation/rotation.runner.js';
 import { allRoutes } from './routes.js';
 import { startSealingKeySweeper } from './sealing-rotation/sealing-rotation.service.js';
 
@@ -67,6 +69,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let opened: Awaited<ReturnType<typeof openDatabase>> | undefined;
   let keys: KeyService | undefined;
   let sweeper: ReturnType<typeof startSealingKeySweeper> | undefined;
+  let rotations: ReturnType<typeof startRotations> | undefined;
   try {
     opened = await openDatabase(options.database, 'crate-server start');
     const { db, engine } = opened.database;
@@ -83,6 +86,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const unseal = new UnsealState();
     keys = new KeyService(db, keyring, unseal, DEFAULT_KEY_CACHE_POLICY);
+    await assertKeyringHoldsReferencedVersions(db, keyring);
     await keys.verifyMasterKeyOpensEverything();
     await ensureAuditKey(db, keyring);
     const keyService = keys;
@@ -104,6 +108,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
     await sweeper.first;
     const sweeping = sweeper;
+    // Org DEK rotations (admin API, nonce budget): now, then every five minutes.
+    rotations = startRotations(
+      context,
+      app.log,
+      'databaseUrl' in options.database ? options.database.databaseUrl : undefined,
+    );
+    const rotating = rotations;
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8420 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
@@ -120,6 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         closing ??= (async () => {
           await app.close();
           await sweeping.stop();
+          await rotating.stop();
           await audit.close();
           keyService.destroy();
           keyring.destroy();
@@ -131,6 +143,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
   } catch (error) {
     await sweeper?.stop();
+    await rotations?.stop();
     keys?.destroy();
     keyring.destroy();
     await opened?.database.close().catch(() => {});
