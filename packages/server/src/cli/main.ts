@@ -58,6 +58,7 @@ export async function main(argv: string[]): Promise<void> {
   registerKeyBackupCommands(program);
   registerArchiveCommands(program);
   registerRotateSealingCommand(keysCommandGroup(program));
+  registerRotationCommands(keysCommandGroup(program));
 
   try {
     await program.parseAsync(argv);
@@ -170,6 +171,64 @@ function registerRotateSealingCommand(keys: Command): void {
     .action(async (org, flags) =>
       (await import('./keys-rotate-sealing.js')).runRotateSealing(org, flags),
     );
+}
+
+const DATABASE_DIR_HELP =
+  'embedded database directory (unless --database-url / DATABASE_URL); no server may hold it';
+const BATCH_SIZE_HELP = 'secrets (or keys) per batch, one transaction each (default 500)';
+
+/** `crate-server keys …` for master key versions and rotations and org DEK rotation (src/rotation/). */
+function registerRotationCommands(keys: Command): void {
+  const load = () => import('../rotation/admin-cli.js');
+  keys
+    .command('add-master-version')
+    .description(
+      'add a new random version to the master key file and make it active (dual-key mode)',
+    )
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (flags) => (await load()).runAddMasterVersion(flags));
+  keys
+    .command('rotate-master')
+    .description(
+      're-wrap every org DEK, org private key and the audit key under the active master key version (resumable)',
+    )
+    .option('--data-dir <dir>', DATABASE_DIR_HELP)
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--batch-size <n>', BATCH_SIZE_HELP)
+    .option('--json', 'print the final report as JSON')
+    .action(async (flags) => (await load()).runRotateMaster(flags));
+  keys
+    .command('retire-master-version')
+    .description('remove a master key version from the key file; refused while anything uses it')
+    .argument('<version>', 'the version to remove')
+    .option('--data-dir <dir>', DATABASE_DIR_HELP)
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--json', 'print the result as JSON')
+    .action(async (version, flags) => (await load()).runRetireMasterVersion(version, flags));
+  keys
+    .command('rotate-org')
+    .description(
+      'new DEK version for an org and every secret DEK re-wrapped under it (resumable, idempotent)',
+    )
+    .argument('<org>', 'organization id (or its name, if unique)')
+    .option('--data-dir <dir>', DATABASE_DIR_HELP)
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
+    .option('--batch-size <n>', BATCH_SIZE_HELP)
+    .option('--json', 'print the final report as JSON')
+    .action(async (org, flags) => (await load()).runRotateOrg(org, flags));
+  keys
+    .command('status')
+    .description(
+      'master key versions in use, running rotations, and the nonce budget of every key version',
+    )
+    .option('--data-dir <dir>', DATABASE_DIR_HELP)
+    .option('--database-url <url>', 'Postgres connection string')
+    .option('--json', 'print the status as JSON')
+    .action(async (flags) => (await load()).runKeysStatus(flags));
 }
 
 /** `crate-server archive …`: move or rebuild a server, across hosts and storage engines. */
