@@ -80,9 +80,14 @@ describeEachDatabase('the secrets routes', (fresh) => {
     return { orgId: org, project: 'web', environment: 'dev', name, ...over };
   }
 
-  function seal(name: string, value: string, over: Partial<SealDestination> = {}): SealEnvelope {
-    const key = importSealingPublicKey(Buffer.from(keys.spki, 'base64'));
-    return sealValue(key, keys.keyId, Buffer.from(value, 'utf8'), dest(name, over));
+  function seal(
+    name: string,
+    value: string,
+    over: Partial<SealDestination> = {},
+    to: PublicKeyAnswer = keys,
+  ): SealEnvelope {
+    const key = importSealingPublicKey(Buffer.from(to.spki, 'base64'));
+    return sealValue(key, to.keyId, Buffer.from(value, 'utf8'), dest(name, over));
   }
 
   function put(
@@ -654,16 +659,24 @@ describeEachDatabase('the secrets routes', (fresh) => {
   it('refuses a sealing key retired beyond the grace period, and never answers a value from a moved ciphertext', async () => {
     await put([{ name: 'MOVED_FROM', seal: seal('MOVED_FROM', 'value-of-from') }]);
     await put([{ name: 'MOVED_TO', seal: seal('MOVED_TO', 'value-of-to') }]);
+    // Rotate the org's keys, then date the retirement of the old sealing key 30 days back
+    // (beyond the 7-day grace period). `old` keeps sealing to it; reads use the new keys.
+    const old = keys;
+    const rotated = await api(url, 'POST', `/v1/organization/${org}/keys/sealing/rotate`, {
+      token: owner,
+    });
+    expect(rotated.status).toBe(200);
+    keys = (await api(url, 'GET', `/v1/organization/${org}/secrets/public-key`, { token: owner }))
+      .body;
     await withDatabase([
-      // The org's sealing key, retired 30 days ago (beyond the 7-day grace period).
-      `update org_keys set status = 'retired', retired_at = now() - interval '30 days' where id = '${keys.keyId}'`,
+      `update org_keys set retired_at = now() - interval '30 days' where id = '${old.keyId}'`,
       // MOVED_TO's current version now carries MOVED_FROM's wrapped DEK and ciphertext.
       `update secret_versions set wrapped_dek = f.wrapped_dek, ciphertext = f.ciphertext
        from secret_versions f join secrets fs on fs.id = f.secret_id and fs.name = 'MOVED_FROM'
        where secret_versions.secret_id = (select id from secrets where name = 'MOVED_TO' and org_id = '${org}'
          and environment_id = fs.environment_id)`,
     ]);
-    const retired = await put([{ name: 'OLD_KEY', seal: seal('OLD_KEY', 'v') }]);
+    const retired = await put([{ name: 'OLD_KEY', seal: seal('OLD_KEY', 'v', {}, old) }]);
     expect(retired.status).toBe(409);
     expect(retired.body.error.code).toBe('ERR_SEALING_KEY_STALE');
 
@@ -682,10 +695,7 @@ describeEachDatabase('the secrets routes', (fresh) => {
     expect((await retrieve({ names: ['MOVED_FROM'] })).values!.get('MOVED_FROM')?.value).toBe(
       'value-of-from',
     );
-    await withDatabase([
-      `update org_keys set status = 'active', retired_at = null where id = '${keys.keyId}'`,
-      `delete from secrets where name = 'MOVED_TO' and org_id = '${org}'`,
-    ]);
+    await withDatabase([`delete from secrets where name = 'MOVED_TO' and org_id = '${org}'`]);
     expect((await put([{ name: 'OLD_KEY', seal: seal('OLD_KEY', 'v') }])).status).toBe(200);
   });
 
