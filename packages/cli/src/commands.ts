@@ -60,6 +60,7 @@ export const GROUPS: GroupSpec[] = [
   { path: ['audit'], summary: 'Read and verify the audit log' },
   { path: ['keys'], summary: "Show and trust the org's pinned public keys" },
   { path: ['tokens'], summary: 'Create, list and revoke service tokens' },
+  { path: ['org'], summary: 'Administer the org: rotate its data encryption key' },
 ];
 
 const SHELLS = ['bash', 'zsh', 'fish'] as const;
@@ -387,6 +388,29 @@ export const COMMANDS: CommandSpec[] = [
     data: true,
     examples: ['crate tokens revoke tok_0123456789abcdef'],
     load: () => import('./commands/tokens-revoke.js'),
+  },
+  {
+    path: ['org', 'rotate-key'],
+    summary: "Rotate the org's data encryption key (owners): new version, secret DEKs re-wrapped",
+    description:
+      'Asks the server to make a new org DEK version active and re-wrap every secret DEK of the ' +
+      'org under it, in batches, while reads and writes go on. Waits with a progress bar (on a ' +
+      'terminal) until it is done; a rotation already running is followed instead of starting ' +
+      'another, and one that stopped (server restart) is resumed where it stopped.',
+    connection: true,
+    org: true,
+    data: true,
+    options: [
+      { flags: '--batch-size <n>', description: 'secrets per batch (default 500)' },
+      { flags: '--no-wait', description: 'return once the new version is active' },
+      { flags: '--status', description: 'only show the latest rotation' },
+    ],
+    examples: [
+      'crate org rotate-key',
+      'crate org rotate-key --org acme --json',
+      'crate org rotate-key --status',
+    ],
+    load: () => import('./commands/org.js'),
   },
   {
     path: ['completion'],

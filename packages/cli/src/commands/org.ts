@@ -1,0 +1,124 @@
+import { CrateError } from '@crate/crypto-core';
+import type { CommandContext } from '../context.js';
+import type { ApiClient } from '../http/client.js';
+
+/** `crate org rotate-key`: rotate the org's DEK through the server's admin API (owners only). */
+
+export interface OrgRotateKeyOptions {
+  batchSize?: string;
+  /** false with --no-wait: return once the new version is active. */
+  wait: boolean;
+  /** Only show the latest rotation. */
+  status?: boolean;
+}
+
+/** The rotation as the server reports it (docs/protocol.md, "Key rotation"). */
+export interface DekRotation {
+  rotationId: string;
+  orgId: string;
+  status: 'running' | 'done';
+  active: boolean;
+  fromVersions: number[];
+  toVersion: number;
+  pass: number;
+  rewrapped: number;
+  total: number;
+  batches: number;
+  owner: string | null;
+  heartbeatAt: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error?: { code: string; message: string };
+}
+
+const POLL_MS = 500;
+
+function rotationPath(org: string, tail: string): string {
+  return `/v1/organization/${encodeURIComponent(org)}/keys/dek/${tail}`;
+}
+
+async function fetchRotation(client: ApiClient, org: string): Promise<DekRotation> {
+  const answer = await client.request<{ rotation: DekRotation }>(
+    'GET',
+    rotationPath(org, 'rotation'),
+  );
+  return answer.rotation;
+}
+
+export async function run(
+  ctx: CommandContext,
+  _args: string[],
+  options: OrgRotateKeyOptions,
+): Promise<undefined> {
+  let batchSize: number | undefined;
+  if (options.batchSize !== undefined) {
+    batchSize = Number(options.batchSize);
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 5000) {
+      throw new CrateError('ERR_USAGE', '--batch-size takes an integer from 1 to 5000');
+    }
+  }
+  const [client, org] = await Promise.all([ctx.client(), ctx.orgId()]);
+  let rotation: DekRotation;
+  if (options.status) {
+    rotation = await fetchRotation(client, org);
+  } else {
+    const started = await client.request<{ rotation: DekRotation }>(
+      'POST',
+      rotationPath(org, 'rotate'),
+      {
+        body: batchSize === undefined ? {} : { batchSize },
+      },
+    );
+    rotation = started.rotation;
+    if (!ctx.flags.json) {
+      ctx.out.info(
+        `Org ${org}: DEK version ${rotation.toVersion} is active for new writes; re-wrapping the secret DEKs under it.`,
+      );
+    }
+    const tty = ctx.io.stderr.isTTY === true && !ctx.flags.json;
+    while (options.wait && rotation.status === 'running' && !rotation.error) {
+      if (tty) {
+        const share = rotation.total > 0 ? Math.min(1, rotation.rewrapped / rotation.total) : 1;
+        const filled = Math.round(share * 30);
+        ctx.io.stderr.write(
+          `\r[${'#'.repeat(filled)}${'-'.repeat(30 - filled)}] ${Math.floor(share * 100)}% ${rotation.rewrapped}/${rotation.total}\u001b[K`,
+        );
+      }
+      if (!rotation.active) {
+        // Nobody runs it any more (the server restarted): ask the server to resume it.
+        rotation = (
+          await client.request<{ rotation: DekRotation }>('POST', rotationPath(org, 'rotate'), {
+            body: {},
+          })
+        ).rotation;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      rotation = await fetchRotation(client, org);
+    }
+    if (tty) ctx.io.stderr.write('\r\u001b[K');
+  }
+  if (rotation.error) {
+    throw new CrateError(
+      'ERR_INTERNAL',
+      `the rotation of org ${org} stopped: ${rotation.error.message} (${rotation.error.code}); run the command again to resume it`,
+    );
+  }
+  if (ctx.flags.json) {
+    ctx.out.printJson(rotation);
+    return undefined;
+  }
+  const versions = `${rotation.fromVersions.join(', ') || '-'} -> ${rotation.toVersion}`;
+  if (rotation.status === 'done') {
+    ctx.out.success(
+      `Org ${org}: DEK rotation ${rotation.rotationId} done (versions ${versions}): ` +
+        `${rotation.rewrapped} secret versions re-wrapped in ${rotation.batches} batches.`,
+    );
+  } else {
+    ctx.out.info(
+      `Org ${org}: DEK rotation ${rotation.rotationId} running (versions ${versions}): ` +
+        `${rotation.rewrapped} of ${rotation.total} re-wrapped${rotation.owner ? ` by ${rotation.owner}` : ''}. ` +
+        '`crate org rotate-key --status` shows its progress.',
+    );
+  }
+  return undefined;
+}
