@@ -10,26 +10,35 @@ export interface ChainHead {
 }
 
 /**
- * Locks a chain's head row for the rest of the transaction, creating it at genesis first.
- * Every process appends through this lock, so two servers on one Postgres never hand out the
- * same seq or link to a stale hash.
+ * Locks a chain's head row for the rest of the transaction, creating it at genesis first if
+ * the chain has none yet. Every process appends through this lock, so two servers on one
+ * Postgres never hand out the same seq or link to a stale hash. The head exists for every chain
+ * after its first entry, so the usual case is one statement.
  */
 export async function lockChainHead(
   trx: Transaction<Database>,
   chain: string,
   genesis: Buffer,
 ): Promise<ChainHead> {
+  const lock = () =>
+    trx
+      .selectFrom('audit_chain_heads')
+      .select(['seq', 'hash'])
+      .where('chain', '=', chain)
+      .forUpdate()
+      .executeTakeFirst();
+  const head = await lock();
+  if (head) return head;
+  // A new chain; another process may be creating it at this moment: the unique key decides,
+  // and the loser locks the winner's row.
   await trx
     .insertInto('audit_chain_heads')
     .values({ chain, seq: 0, hash: genesis, updated_at: new Date() })
     .onConflict((oc) => oc.column('chain').doNothing())
     .execute();
-  return trx
-    .selectFrom('audit_chain_heads')
-    .select(['seq', 'hash'])
-    .where('chain', '=', chain)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
+  const created = await lock();
+  if (!created) throw new Error(`the head of audit chain ${chain} could not be created`);
+  return created;
 }
 
 export async function insertEntries(

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { Principal } from './principal.js';
 import { hashTokenSecret, parseToken } from './token-format.js';
-import { findTokenById, touchToken } from './tokens.repository.js';
+import { findTokenWithUser, touchToken } from './tokens.repository.js';
 
 // Compared against when the id is unknown, so an unknown id costs the same work as a wrong secret.
 const DUMMY_HASH = hashTokenSecret('crate-unknown-token-dummy-secret-0000000000000');
@@ -36,7 +36,7 @@ export async function authenticate(
       ),
     };
   }
-  const row = await findTokenById(db, parsed.id);
+  const row = await findTokenWithUser(db, parsed.id);
   const presented = hashTokenSecret(parsed.secret);
   const matches = constantTimeEqual(presented, row?.secret_hash ?? DUMMY_HASH);
   if (!row || !matches || row.kind !== parsed.kind) {
@@ -61,14 +61,12 @@ export async function authenticate(
     await touchToken(db, row.id, now);
   }
   if (row.kind === 'pat') {
-    const user = await db
-      .selectFrom('users')
-      .select(['id', 'email'])
-      .where('id', '=', row.user_id!)
-      .executeTakeFirst();
-    if (!user)
+    if (row.user_email === null) {
       return { error: new CrateError('ERR_UNAUTHENTICATED', 'unknown token'), tokenId: row.id };
-    return { principal: { kind: 'user', tokenId: row.id, userId: user.id, email: user.email } };
+    }
+    return {
+      principal: { kind: 'user', tokenId: row.id, userId: row.user_id!, email: row.user_email },
+    };
   }
   return {
     principal: {

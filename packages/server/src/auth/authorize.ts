@@ -51,48 +51,40 @@ export async function authorize(
   }
   if (!request.org) throw new TypeError(`action ${request.action} needs an org`);
 
-  let role: Role | undefined;
-  if (principal.kind === 'user') {
-    const membership = await db
-      .selectFrom('memberships')
-      .select('role')
-      .where('org_id', '=', request.org)
-      .where('user_id', '=', principal.userId)
-      .executeTakeFirst();
-    if (!membership) throw notFound('organization');
-    role = membership.role;
-  } else if (principal.orgId !== request.org) {
+  if (principal.kind === 'service' && principal.orgId !== request.org) {
     throw notFound('organization');
   }
-  const org = await db
-    .selectFrom('orgs')
-    .selectAll()
-    .where('id', '=', request.org)
-    .executeTakeFirst();
-  if (!org) throw notFound('organization');
+  const scoped = policy.scope === 'project' || policy.scope === 'environment';
+  if (scoped && !request.project) throw new TypeError(`action ${request.action} needs a project`);
+  if (policy.scope === 'environment' && !request.environment) {
+    throw new TypeError(`action ${request.action} needs an environment`);
+  }
+  // One round trip for the org, the caller's membership, the project and the environment.
+  const found = await lookupScope(db, {
+    orgId: request.org,
+    userId: principal.kind === 'user' ? principal.userId : null,
+    project: scoped ? request.project! : null,
+    environment: policy.scope === 'environment' ? request.environment! : null,
+  });
+
+  let role: Role | undefined;
+  if (principal.kind === 'user') {
+    if (!found?.role) throw notFound('organization');
+    role = found.role;
+  }
+  if (!found) throw notFound('organization');
+  const org = found.org;
 
   let project: Project | undefined;
   let environment: Environment | undefined;
-  if (policy.scope === 'project' || policy.scope === 'environment') {
-    if (!request.project) throw new TypeError(`action ${request.action} needs a project`);
-    project = await db
-      .selectFrom('projects')
-      .selectAll()
-      .where('org_id', '=', org.id)
-      .where('slug', '=', request.project)
-      .executeTakeFirst();
+  if (scoped) {
+    project = found.project;
     if (!project || (principal.kind === 'service' && principal.projectId !== project.id)) {
       throw notFound('project');
     }
   }
   if (policy.scope === 'environment' && project) {
-    if (!request.environment) throw new TypeError(`action ${request.action} needs an environment`);
-    environment = await db
-      .selectFrom('environments')
-      .selectAll()
-      .where('project_id', '=', project.id)
-      .where('slug', '=', request.environment)
-      .executeTakeFirst();
+    environment = found.environment;
     if (
       !environment ||
       (principal.kind === 'service' && principal.environmentId !== environment.id)
@@ -118,4 +110,81 @@ export async function authorize(
   if (project) access.project = project;
   if (environment) access.environment = environment;
   return access;
+}
+
+interface ScopeRecords {
+  org: Org;
+  /** The caller's role in the org; null for a service token or a user who is not a member. */
+  role: Role | null;
+  project: Project | undefined;
+  environment: Environment | undefined;
+}
+
+/**
+ * The org by id, the user's membership in it, the project by slug in that org and the
+ * environment by slug in that project, in one query (left joins on the unique keys): undefined
+ * if the org does not exist. A null userId/project/environment joins nothing.
+ */
+async function lookupScope(
+  db: Kysely<Database>,
+  key: { orgId: string; userId: string | null; project: string | null; environment: string | null },
+): Promise<ScopeRecords | undefined> {
+  const row = await db
+    .selectFrom('orgs as o')
+    .leftJoin('memberships as m', (join) =>
+      join.onRef('m.org_id', '=', 'o.id').on('m.user_id', '=', key.userId),
+    )
+    .leftJoin('projects as p', (join) =>
+      join.onRef('p.org_id', '=', 'o.id').on('p.slug', '=', key.project),
+    )
+    .leftJoin('environments as e', (join) =>
+      join.onRef('e.project_id', '=', 'p.id').on('e.slug', '=', key.environment),
+    )
+    .select([
+      'o.id as o_id',
+      'o.name as o_name',
+      'o.created_at as o_created_at',
+      'm.role as m_role',
+      'p.id as p_id',
+      'p.org_id as p_org_id',
+      'p.slug as p_slug',
+      'p.name as p_name',
+      'p.is_default as p_is_default',
+      'p.created_at as p_created_at',
+      'e.id as e_id',
+      'e.org_id as e_org_id',
+      'e.project_id as e_project_id',
+      'e.slug as e_slug',
+      'e.name as e_name',
+      'e.created_at as e_created_at',
+    ])
+    .where('o.id', '=', key.orgId)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    org: { id: row.o_id, name: row.o_name, created_at: row.o_created_at },
+    role: row.m_role,
+    project:
+      row.p_id === null
+        ? undefined
+        : {
+            id: row.p_id,
+            org_id: row.p_org_id!,
+            slug: row.p_slug!,
+            name: row.p_name!,
+            is_default: row.p_is_default!,
+            created_at: row.p_created_at!,
+          },
+    environment:
+      row.e_id === null
+        ? undefined
+        : {
+            id: row.e_id,
+            org_id: row.e_org_id!,
+            project_id: row.e_project_id!,
+            slug: row.e_slug!,
+            name: row.e_name!,
+            created_at: row.e_created_at!,
+          },
+  };
 }

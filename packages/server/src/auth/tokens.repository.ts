@@ -7,6 +7,20 @@ export function findTokenById(db: Db, id: string): Promise<Token | undefined> {
   return db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The token and, for a personal token, its user's email (null if the user is gone): one query. */
+export function findTokenWithUser(
+  db: Db,
+  id: string,
+): Promise<(Token & { user_email: string | null }) | undefined> {
+  return db
+    .selectFrom('tokens')
+    .leftJoin('users', 'users.id', 'tokens.user_id')
+    .selectAll('tokens')
+    .select('users.email as user_email')
+    .where('tokens.id', '=', id)
+    .executeTakeFirst();
+}
+
 export async function insertPersonalToken(
   db: Db,
   token: { id: string; secretHash: Buffer; userId: string; name: string; expiresAt?: Date | null },
