@@ -5,7 +5,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -51,6 +51,8 @@ export interface BenchServer {
   url: string;
   orgId: string;
   ownerToken: string;
+  /** The `crate-server start` process (with --workers, the primary; its workers are children). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -65,8 +67,14 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** `crate-server init` then `crate-server start --port 0` on 127.0.0.1. */
-export async function startBenchServer(databaseUrl: string): Promise<BenchServer> {
+/**
+ * `crate-server init` then `crate-server start --port 0` on 127.0.0.1, with `startArgs` added
+ * (e.g. `--workers 2`).
+ */
+export async function startBenchServer(
+  databaseUrl: string,
+  startArgs: readonly string[] = [],
+): Promise<BenchServer> {
   if (!existsSync(resolve(here, '../../packages/server/dist/cli/main.js'))) {
     throw new Error('the server is not built: run `pnpm exec tsc -b packages/server` first');
   }
@@ -104,6 +112,7 @@ export async function startBenchServer(databaseUrl: string): Promise<BenchServer
       databaseUrl,
       '--master-key-file',
       installed.masterKeyFile,
+      ...startArgs,
     ],
     { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -135,6 +144,7 @@ export async function startBenchServer(databaseUrl: string): Promise<BenchServer
     url,
     orgId: installed.org.id,
     ownerToken: installed.token,
+    pid: child.pid!,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
@@ -183,4 +193,64 @@ export async function runLoad(
     p50Ms: at(0.5),
     p99Ms: at(0.99),
   };
+}
+
+// --- CPU accounting (Linux /proc; zeros elsewhere) --------------------------------------------
+
+const TICKS_PER_SECOND = 100; // USER_HZ, 100 on every Linux this runs on (getconf CLK_TCK)
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** utime + stime of one process, in seconds (0 if it is gone). */
+function processCpuSeconds(pid: number): number {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (!stat) return 0;
+  // Fields after the parenthesised command name (which may contain spaces): state is field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+function childrenOf(pid: number): number[] {
+  const tasks = (() => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+  })();
+  return tasks.flatMap((tid) =>
+    (readText(`/proc/${pid}/task/${tid}/children`) ?? '').split(' ').filter(Boolean).map(Number),
+  );
+}
+
+/** CPU seconds used so far by `pid` and every live descendant (a server and its workers). */
+export function treeCpuSeconds(pid: number): number {
+  let total = processCpuSeconds(pid);
+  for (const child of childrenOf(pid)) total += treeCpuSeconds(child);
+  return total;
+}
+
+/** Busy CPU seconds of the whole machine so far, all cores (everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = readText('/proc/stat')?.split('\n')[0];
+  if (!line?.startsWith('cpu ')) return 0;
+  // user nice system idle iowait irq softirq steal: busy is all but idle (3) and iowait (4).
+  const ticks = line.split(/\s+/).slice(1, 9).map(Number);
+  const busy = ticks.reduce(
+    (sum, value, index) => (index === 3 || index === 4 ? sum : sum + value),
+    0,
+  );
+  return busy / TICKS_PER_SECOND;
+}
+
+/** This process's CPU seconds so far (user + system). */
+export function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
