@@ -11,8 +11,9 @@ import { sign, verify } from './signing.js';
  *     sealingFingerprint, signingKeyId, signingFingerprint }))   (members in exactly this order)
  *
  * Fingerprints are in the 'SHA256:<64 lowercase hex>' form of formatFingerprint(..., 'hex').
- * JSON.stringify escapes every string (lone surrogates included), so the encoding is
- * unambiguous; the domain line keeps these bytes apart from every other signed structure.
+ * JSON.stringify quotes and escapes every string, so the encoding is unambiguous; strings must
+ * be well-formed Unicode. The domain line keeps these bytes apart from every other signed
+ * structure.
  */
 export interface KeyVouchStatement {
   /** The org id the keys belong to. */
