@@ -466,6 +466,65 @@ describePostgres('org DEK rotation by the admin CLI beside running servers', () 
   });
 });
 
+describePostgres('the nonce budget soft limit', () => {
+  let install: Installation;
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    const first = await setup(await freshPostgres());
+    install = first.install;
+    await first.server.stop();
+    server = await startServerProcess(install, [], { CRATE_TEST_BUDGET_CHECK_MS: '300' });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await install?.cleanup();
+  });
+
+  it('rotates an org past the soft limit when that gives room, and only then', async () => {
+    const client = new SecretsClient(server.url, install.ownerToken, install.orgId);
+    // The first org keeps 12 stored versions: rotating would re-wrap them all into the new version.
+    await seed(client, 12);
+    // The second org wrote 12 as well, but 11 went with a deleted environment.
+    const other = await api(server.url, 'POST', '/v1/organizations', {
+      token: install.ownerToken,
+      body: { name: 'budget' },
+    });
+    expect(other.status).toBe(201);
+    const otherClient = new SecretsClient(server.url, install.ownerToken, other.body.id);
+    const doomed = new Map<string, string>();
+    for (let i = 0; i < 11; i++) doomed.set(`GONE_${i}`, `gone-${i}`);
+    await otherClient.put('default', 'staging', doomed);
+    const deleted = await api(
+      server.url,
+      'DELETE',
+      `/v1/organization/${other.body.id}/projects/default/environments/staging`,
+      { token: install.ownerToken },
+    );
+    expect(deleted.status).toBeLessThan(300);
+    await otherClient.put('default', 'dev', new Map([['KEPT', 'kept']]));
+    await query(install.database, "insert into key_budget_limits values ('org-dek', 12, 1000000)");
+    const activeVersion = async (orgId: string) =>
+      (
+        await query<{ version: number }>(
+          install.database,
+          `select version from org_deks where org_id = '${orgId}' and status = 'active'`,
+        )
+      )[0]!.version;
+    let rotated = 1;
+    for (let i = 0; i < 100 && rotated === 1; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      rotated = await activeVersion(other.body.id);
+    }
+    expect(rotated).toBe(2);
+    expect(await activeVersion(install.orgId)).toBe(1);
+    expect(server.stderr()).toContain('past its nonce budget soft limit: rotating it');
+    expect(server.stderr()).toContain('too many secret versions for a rotation to help');
+    expect((await otherClient.fetchAll('default', 'dev')).get('KEPT')?.value).toBe('kept');
+  });
+});
+
 describeEachDatabase('master key rotation', (fresh) => {
   let install: Installation;
   let server: ServerProcess | undefined;
