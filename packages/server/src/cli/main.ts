@@ -42,6 +42,10 @@ export async function main(argv: string[]): Promise<void> {
       '--insecure-dev-key-from-env',
       'DEVELOPMENT ONLY: read the master key from CRATE_MASTER_KEY',
     )
+    .option(
+      '--workers <n>',
+      'server processes sharing the port: a number or auto (one per core); more than 1 needs Postgres',
+    )
     .action(async (flags) => (await import('./start.js')).runStart(flags));
 
   program

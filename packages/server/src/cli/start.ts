@@ -10,6 +10,7 @@ import {
 } from '../master-key/provider.js';
 import { startServer } from '../server.js';
 import { databaseFromFlags } from './database-option.js';
+import { isWorkerProcess, reportListening, resolveWorkers, runPrimary } from './workers.js';
 
 export interface StartFlags {
   host: string;
@@ -21,6 +22,8 @@ export interface StartFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecureDevKeyFromEnv?: boolean;
+  /** Processes serving the API (Postgres only when more than one): N or auto. */
+  workers?: string;
 }
 
 export async function runStart(flags: StartFlags): Promise<void> {
@@ -34,6 +37,12 @@ export async function runStart(flags: StartFlags): Promise<void> {
   }
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) {
     throw new CrateError('ERR_USAGE', '--tls-cert and --tls-key go together');
+  }
+  const workers = resolveWorkers(flags.workers, database);
+  if (workers > 1 && !isWorkerProcess()) {
+    // The primary only forks and supervises; each worker runs the rest of this function.
+    await runPrimary(workers);
+    return;
   }
   let masterKey: MasterKeyProvider;
   if (flags.insecureDevKeyFromEnv) {
@@ -80,6 +89,11 @@ export async function runStart(flags: StartFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (isWorkerProcess()) {
+    // The primary prints the listening line once every worker listens.
+    reportListening(server.url, stop);
+    return;
+  }
   // The one line on stdout: tests and scripts wait for it.
   process.stdout.write(`crate-server listening on ${server.url}\n`);
 }
