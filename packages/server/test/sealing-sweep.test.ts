@@ -10,6 +10,7 @@ import {
   rotateOrgKeys,
   SEALING_KEY_GRACE_SECONDS,
   sweepRetiredSealingKeys,
+  vouchChainFor,
 } from '../src/sealing-rotation/sealing-rotation.service.js';
 import { sealingKeyFor } from '../src/secrets/sealing-keys.js';
 import { describeEachDatabase, type TestDatabase } from './harness/database.js';
@@ -122,5 +123,27 @@ describeEachDatabase('the sweep of retired sealing keys, on a controlled clock',
       .where('org_id', '=', orgId)
       .execute();
     expect(vouches).toEqual([{ seq: 1 }]);
+  });
+
+  it('answers the chain up to the keys being served, even when a later rotation committed since they were read', async () => {
+    const first = await rotateOrgKeys(ctx(), orgId);
+    const second = await rotateOrgKeys(ctx(), orgId);
+    const readBefore = await vouchChainFor(opened.db, orgId, {
+      sealingKeyId: first.sealingKey.keyId,
+      signingKeyId: first.signingKey.keyId,
+    });
+    expect(readBefore.vouchChain?.map((link) => link.signingKeyId)).toEqual([
+      first.signingKey.keyId,
+    ]);
+    expect(readBefore.vouch).toEqual(first.vouch);
+    const current = await vouchChainFor(opened.db, orgId, {
+      sealingKeyId: second.sealingKey.keyId,
+      signingKeyId: second.signingKey.keyId,
+    });
+    expect(current.vouchChain).toHaveLength(2);
+    expect(current.vouch).toEqual(second.vouch);
+    expect(
+      await vouchChainFor(opened.db, orgId, { sealingKeyId: 'key_x', signingKeyId: 'key_y' }),
+    ).toEqual({});
   });
 });

@@ -69,6 +69,26 @@ export function findActiveOrgKey(
     .executeTakeFirst();
 }
 
+/**
+ * The org's active sealing and signing keys in one statement, hence one snapshot: never a key
+ * from before a rotation next to one from after it.
+ */
+export async function findActiveOrgKeyPair(
+  db: Db,
+  orgId: string,
+): Promise<{ sealing: OrgKey | undefined; signing: OrgKey | undefined }> {
+  const rows = await db
+    .selectFrom('org_keys')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .where('status', '=', 'active')
+    .execute();
+  return {
+    sealing: rows.find((row) => row.kind === 'sealing'),
+    signing: rows.find((row) => row.kind === 'signing'),
+  };
+}
+
 export function findActiveAuditKey(db: Db): Promise<SystemKey | undefined> {
   return db
     .selectFrom('system_keys')

@@ -121,8 +121,9 @@ export interface VouchLink {
 }
 
 /**
- * The vouches leading to the org's current keys, oldest first (at most VOUCH_CHAIN_LIMIT), or
- * nothing when the keys were never rotated or the last link does not name the current keys.
+ * The vouches leading to `current` (the keys an answer serves), oldest first, from the org's
+ * last VOUCH_CHAIN_LIMIT rotations; nothing when the keys were never rotated (or `current` is
+ * not among those rotations).
  */
 export async function vouchChainFor(
   db: Kysely<Database>,
@@ -130,15 +131,16 @@ export async function vouchChainFor(
   current: { sealingKeyId: string; signingKeyId: string },
 ): Promise<{ vouch?: { signingKeyId: string; signature: string }; vouchChain?: VouchLink[] }> {
   const rows = await listVouchLinks(db, orgId, VOUCH_CHAIN_LIMIT);
-  const last = rows.at(-1);
-  if (
-    !last ||
-    last.sealing_key_id !== current.sealingKeyId ||
-    last.signing_key_id !== current.signingKeyId
-  ) {
-    return {};
-  }
-  const vouchChain = rows.map((row) => ({
+  // Up to the link that introduced the keys being served: a rotation that committed after they
+  // were read has already appended a newer link, which this answer must not carry.
+  const end = rows.findLastIndex(
+    (row) =>
+      row.sealing_key_id === current.sealingKeyId && row.signing_key_id === current.signingKeyId,
+  );
+  if (end < 0) return {};
+  const chain = rows.slice(0, end + 1);
+  const last = chain[end]!;
+  const vouchChain = chain.map((row) => ({
     signedBy: row.signed_by,
     sealingKeyId: row.sealing_key_id,
     sealingFingerprint: row.sealing_fingerprint,

@@ -17,7 +17,7 @@ import type { Access } from '../auth/authorize.js';
 import { actorOf } from '../auth/principal.js';
 import type { Environment, Org, Project } from '../db/schema.js';
 import type { AppContext } from '../http/context.js';
-import { findActiveOrgKey } from '../keys/keys.repository.js';
+import { findActiveOrgKeyPair } from '../keys/keys.repository.js';
 import { newId } from '../lib/ids.js';
 import { type VouchLink, vouchChainFor } from '../sealing-rotation/sealing-rotation.service.js';
 import { sealingKeyFor } from './sealing-keys.js';
@@ -88,10 +88,8 @@ export interface PublicKeyAnswer {
 }
 
 export async function publicKeys(ctx: AppContext, orgId: string): Promise<PublicKeyAnswer> {
-  const [sealing, signing] = await Promise.all([
-    findActiveOrgKey(ctx.db, orgId, 'sealing'),
-    findActiveOrgKey(ctx.db, orgId, 'signing'),
-  ]);
+  // One statement: during a rotation, never the new sealing key next to the old signing key.
+  const { sealing, signing } = await findActiveOrgKeyPair(ctx.db, orgId);
   if (!sealing || !signing) {
     throw new CrateError(
       'ERR_INTERNAL',
