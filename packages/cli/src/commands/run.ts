@@ -97,6 +97,20 @@ async function fetchRecord(
   }
 }
 
+/** `2026-11-30T16:00:00.000Z (3 minutes ago)`: when the fallback copy was saved, and its age. */
+export function savedWhen(savedAt: Date, now: Date = new Date()): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - savedAt.getTime()) / 1000));
+  const [amount, unit] =
+    seconds < 90
+      ? [seconds, 'second']
+      : seconds < 90 * 60
+        ? [Math.round(seconds / 60), 'minute']
+        : seconds < 36 * 3600
+          ? [Math.round(seconds / 3600), 'hour']
+          : [Math.round(seconds / 86_400), 'day'];
+  return `${savedAt.toISOString()} (${amount} ${unit}${amount === 1 ? '' : 's'} ago)`;
+}
+
 /**
  * Saves the last good copy. Failing to save it must not stop the program: the secrets were
  * fetched, only the copy for a later outage is missing, and the user is told so.
@@ -152,7 +166,7 @@ export async function run(
         `the fallback file has no copy for ${scope.project}/${scope.environment} of org ${scope.org}`,
       );
     }
-    ctx.out.warn(`offline: using the secrets saved at ${saved.savedAt.toISOString()}`);
+    ctx.out.warn(`offline: using the secrets saved at ${savedWhen(saved.savedAt)}`);
     secrets = saved.secrets;
   } else {
     // Started before anything else so the key pair is generated while config loads.
@@ -170,7 +184,7 @@ export async function run(
       const saved = await store.load(bundleKeyOf(server, scope));
       if (!saved) throw error;
       ctx.out.warn(
-        `${error.message}; using the last good secrets, saved at ${saved.savedAt.toISOString()}`,
+        `${error.message}; using the last good secrets, saved at ${savedWhen(saved.savedAt)}`,
       );
       secrets = saved.secrets;
     }

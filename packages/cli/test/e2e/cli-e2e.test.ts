@@ -936,7 +936,7 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
       expectExit(fallback, 0);
       expect(JSON.parse(fallback.stdout)).toEqual({ GREETING: 'hello world' });
       expect(fallback.stderr).toMatch(
-        /^warning: .*; using the last good secrets, saved at \d{4}-\d\d-\d\dT/m,
+        /^warning: cannot reach http:\/\/127\.0\.0\.1:\d+\/\S+: connection refused; using the last good secrets, saved at \d{4}-\d\d-\d\dT[\d:.]+Z \(\d+ seconds? ago\)$/m,
       );
 
       const offline = await crate([
@@ -948,7 +948,9 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
       ]);
       expectExit(offline, 0);
       expect(JSON.parse(offline.stdout)).toEqual({ GREETING: 'hello world' });
-      expect(offline.stderr).toMatch(/^warning: offline: using the secrets saved at /m);
+      expect(offline.stderr).toMatch(
+        /^warning: offline: using the secrets saved at \S+Z \(\d+ seconds? ago\)$/m,
+      );
 
       const passphrase = await crate(['run', '--fallback', 'protected.json', ...printGreeting], {
         env: { CRATE_FALLBACK_PASSPHRASE: 'a long fallback passphrase' },
