@@ -400,4 +400,36 @@ describeEachDatabase('rotating an org sealing key pair', (fresh) => {
       ),
     ).toBe(true);
   });
+
+  it('is seen at once by another server process sharing the database (Postgres only: PGlite admits one process)', async () => {
+    if (install.database.kind !== 'postgres') return; // PGlite admits one process per data dir
+    const other = await startServerProcess(install);
+    try {
+      const keysAt = async (base: string) =>
+        (
+          await api<PublicKeyAnswer>(base, 'GET', `/v1/organization/${org}/secrets/public-key`, {
+            token: owner,
+          })
+        ).body;
+      const before = await keysAt(other.url);
+      expect(before.keyId).toBe((await publicKey()).keyId);
+      expect((await rotate(owner)).status).toBe(200);
+      const seenByOther = await keysAt(other.url);
+      expect(seenByOther.keyId).not.toBe(before.keyId);
+      expect(seenByOther).toEqual(await publicKey());
+      // The other process still opens a seal made to the key it served a moment ago.
+      const written = await api(other.url, 'PUT', `/v1/organization/${org}/secrets`, {
+        token: owner,
+        body: {
+          sealed: true,
+          project: 'web',
+          environment: 'dev',
+          secrets: [{ name: 'VIA_OTHER', seal: seal(before, 'VIA_OTHER', 'v') }],
+        },
+      });
+      expect(written.status).toBe(200);
+    } finally {
+      await other.stop();
+    }
+  });
 });
