@@ -376,11 +376,21 @@ describeEachDatabase('rotating an org sealing key pair', (fresh) => {
       expect(locked.stderr).toContain('ERR_DATABASE_LOCKED');
       expect(locked.stderr).toContain(`/v1/organization/${org}/keys/sealing/rotate`);
       await server.stop();
+      const unknown = await runCli(args.map((arg) => (arg === org ? 'org_nope' : arg)));
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain(
+        'no organization has the id or name org_nope (ERR_NOT_FOUND)',
+      );
       const done = await runCli(args);
       expect(done.code, done.stderr).toBe(0);
       server = await startServerProcess(install);
       url = server.url;
     } else {
+      const unknown = await runCli(args.map((arg) => (arg === org ? 'org_nope' : arg)));
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain(
+        'no organization has the id or name org_nope (ERR_NOT_FOUND)',
+      );
       const done = await runCli(args);
       expect(done.code, done.stderr).toBe(0);
       expect(JSON.parse(done.stdout)).toMatchObject({ org, rotation: 3 });

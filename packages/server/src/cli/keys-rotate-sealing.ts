@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { CrateError, isCrateError } from '@crate/crypto-core';
 import { AuditWriter } from '../audit/audit.writer.js';
 import { pendingMigrations } from '../db/migrate.js';
@@ -68,7 +69,7 @@ export async function runRotateSealing(org: string, flags: RotateSealingFlags): 
     const now = () => new Date();
     const entry = {
       chain: orgId,
-      requestId: `cli_${now().getTime().toString(36)}`,
+      requestId: `cli_${randomBytes(12).toString('hex')}`,
       actor: 'crate-server:keys-rotate-sealing',
       orgId,
       project: null,
