@@ -525,6 +525,75 @@ describePostgres('the nonce budget soft limit', () => {
   });
 });
 
+describePostgres('master key rotation beside a running server', () => {
+  let install: Installation;
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    const first = await setup(await freshPostgres());
+    install = first.install;
+    await seed(new SecretsClient(first.server.url, install.ownerToken, install.orgId), 50);
+    await first.server.stop();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await install?.cleanup();
+  });
+
+  it('re-wraps everything while a client keeps writing and reading, then retires the old version', async () => {
+    const keyFile = ['--master-key-file', install.masterKeyFile];
+    const db = databaseArgs(install.database);
+    expect((await runCli(['keys', 'add-master-version', ...keyFile])).code).toBe(0);
+    // Every server restarts with the two-version key file before the rotation (operations.md).
+    server = await startServerProcess(install);
+    const client = new SecretsClient(server.url, install.ownerToken, install.orgId);
+    const load = startLoad(client, 'M');
+    await new Promise((r) => setTimeout(r, 300));
+    const rotated = await runCli([
+      'keys',
+      'rotate-master',
+      ...db,
+      ...keyFile,
+      '--batch-size',
+      '1',
+      '--json',
+    ]);
+    const retired = await runCli(['keys', 'retire-master-version', '1', ...db, ...keyFile]);
+    // A new org made during the load is wrapped under version 2 already.
+    const other = await api(server.url, 'POST', '/v1/organizations', {
+      token: install.ownerToken,
+      body: { name: 'during' },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await load.stop();
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(rotated.stdout)).toMatchObject({
+      status: 'done',
+      toVersion: 2,
+      remaining: 0,
+    });
+    expect(retired.code).toBe(0);
+    expect(other.status).toBe(201);
+    expect(load.failures).toEqual([]);
+    expect(load.rounds()).toBeGreaterThan(1);
+    const versions = await query<{ v: number }>(
+      install.database,
+      `select distinct master_key_version as v from (select master_key_version from org_deks
+         union all select master_key_version from org_keys union all select master_key_version from system_keys) t`,
+    );
+    expect(versions).toEqual([{ v: 2 }]);
+    await server.stop();
+    server = await startServerProcess(install);
+    const all = await new SecretsClient(server.url, install.ownerToken, install.orgId).fetchAll(
+      'web',
+      'dev',
+    );
+    for (const [name, value] of load.expected) expect(all.get(name)?.value).toBe(value);
+    expect(all.get('SEED_49')?.value).toBe('seed-value-49');
+  });
+});
+
 describeEachDatabase('master key rotation', (fresh) => {
   let install: Installation;
   let server: ServerProcess | undefined;
