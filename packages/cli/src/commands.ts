@@ -345,6 +345,20 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./commands/keys-trust.js'),
   },
   {
+    path: ['keys', 'rotate'],
+    summary: "Rotate the org's sealing and signing keys (admins), vouched for by the old key",
+    description:
+      'The server makes new sealing and signing key pairs; the old signing key signs a vouch for ' +
+      'them, so every CLI that pinned it follows without a prompt. Seals to the old sealing key ' +
+      'open for 7 more days. Asks on a terminal; scripts pass --yes.',
+    connection: true,
+    org: true,
+    data: true,
+    options: [{ flags: '-y, --yes', description: 'do not ask for confirmation' }],
+    examples: ['crate keys rotate', 'crate keys rotate --org acme --yes --json'],
+    load: () => import('./commands/keys-rotate.js'),
+  },
+  {
     path: ['tokens', 'create'],
     arguments: '<name>',
     summary: 'Create a service token for one project environment (shown once)',

@@ -39,14 +39,15 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
 
   const knownKeysFile = () => join(home, 'config', 'crate', 'known_keys.json');
 
-  function crate(args: string[]): Promise<Result> {
+  /** `crate <args>` as the user whose home is `as` (default: the one user of most tests). */
+  function crate(args: string[], as = home): Promise<Result> {
     return new Promise((resolvePromise, reject) => {
       const child = spawn(process.execPath, [CRATE_BIN, ...args], {
-        cwd: home,
+        cwd: as,
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: home,
-          XDG_CONFIG_HOME: join(home, 'config'),
+          HOME: as,
+          XDG_CONFIG_HOME: join(as, 'config'),
           NO_COLOR: '1',
           CRATE_SERVER: server.url,
           CRATE_TOKEN: owner,
@@ -189,5 +190,35 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
     expect(await versionOf('AFTER')).toBe((versionBefore ?? 0) + 1);
     const shown = await crate(['keys', 'show', '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ matches: true });
+  }, 60_000);
+
+  it('rotates with crate keys rotate from an operator CLI; the user CLI follows with its one-line notice', async () => {
+    const operator = await mkdtemp(join(tmpdir(), 'crate-e2e-rotation-operator-'));
+    try {
+      const unconfirmed = await crate(['keys', 'rotate'], operator);
+      expect(unconfirmed.code).toBe(64);
+      expect(unconfirmed.stderr).toContain('pass --yes');
+      const before = await publicKey();
+      const rotated = await crate(['keys', 'rotate', '--yes', '--json'], operator);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      const answer = JSON.parse(rotated.stdout);
+      const after = await publicKey();
+      expect(answer).toMatchObject({
+        org,
+        sealingKey: { keyId: after.keyId, fingerprint: after.fingerprint },
+        retired: { sealingKeyId: before.keyId },
+      });
+      const operatorPins = JSON.parse(
+        await readFile(join(operator, 'config', 'crate', 'known_keys.json'), 'utf8'),
+      );
+      expect(operatorPins.servers[server.url][org].sealing.fingerprint).toBe(after.fingerprint);
+
+      const write = await crate(['secrets', 'set', 'LATER=four']);
+      expect(write.code, write.stderr).toBe(0);
+      expect(write.stderr.split('\n').filter((line) => line.includes('rotated'))).toHaveLength(1);
+      expect(await pinnedSealingFingerprint()).toBe(after.fingerprint);
+    } finally {
+      await rm(operator, { recursive: true, force: true });
+    }
   }, 60_000);
 });
