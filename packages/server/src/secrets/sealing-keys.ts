@@ -7,8 +7,6 @@ import {
   SEALING_KEY_GRACE_SECONDS,
 } from '../sealing-rotation/sealing-rotation.service.js';
 
-export { SEALING_KEY_GRACE_SECONDS };
-
 function stale(kid: string): CrateError {
   return new CrateError(
     'ERR_SEALING_KEY_STALE',
