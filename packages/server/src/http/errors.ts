@@ -82,9 +82,6 @@ function asCrateError(error: unknown): CrateError | undefined {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new CrateError('ERR_BAD_REQUEST', 'send the body as application/json');
-    case 'ECONNREFUSED':
-    case 'ECONNRESET':
-    case 'ETIMEDOUT':
     case '23505': // unique_violation: a concurrent request created the same record first
       return new CrateError('ERR_CONFLICT', 'already exists');
     case 'CR001': // the nonce budget trigger (rotation/nonce-budget.ts)
@@ -92,6 +89,9 @@ function asCrateError(error: unknown): CrateError | undefined {
         'ERR_NONCE_BUDGET_EXHAUSTED',
         'this key version has reached its encryption limit; an administrator must rotate it',
       );
+    case 'ECONNREFUSED': // the database server cannot be reached
+    case 'ECONNRESET':
+    case 'ETIMEDOUT':
     case '57P01': // admin_shutdown
     case '57P03': // cannot_connect_now
       return new CrateError('ERR_DATABASE_UNAVAILABLE', 'the database cannot be reached');
