@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
@@ -893,6 +894,40 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
     const fallbackFile = () => join(user.workDir, 'last-good.json');
     const printGreeting = ['--', 'node', fixture('print-env.mjs'), 'GREETING'];
 
+    it('a server that cannot reach its database: exit 69, and --fallback uses the copy', async (test) => {
+      if (database.kind !== 'postgres') test.skip(); // PGlite is in-process: it cannot go away.
+      if (database.kind !== 'postgres') return;
+      // A second server on the same database and master key, reaching Postgres through a
+      // proxy this test can cut.
+      const proxy = await startTcpProxy(new URL(database.databaseUrl));
+      const viaProxy = new URL(database.databaseUrl);
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      const second = await startServerProcess({
+        ...installation,
+        database: { ...database, databaseUrl: viaProxy.toString() },
+      });
+      try {
+        const env = { CRATE_SERVER: second.url, CRATE_TOKEN: ownerToken };
+        const saved = await crate(['run', '--fallback', 'db-down.json', ...printGreeting], { env });
+        expectExit(saved, 0);
+        await proxy.cut();
+        const down = await crate(['run', ...printGreeting], { env });
+        expectExit(down, 69);
+        expect(down.stderr).toContain('the database cannot be reached (ERR_DATABASE_UNAVAILABLE)');
+        const fallback = await crate(['run', '--fallback', 'db-down.json', ...printGreeting], {
+          env,
+        });
+        expectExit(fallback, 0);
+        expect(JSON.parse(fallback.stdout)).toEqual({ GREETING: 'hello world' });
+        expect(fallback.stderr).toMatch(
+          /^warning: the database cannot be reached; using the last good secrets, saved at /m,
+        );
+      } finally {
+        await second.stop();
+        await proxy.close();
+      }
+    });
+
     it('a failure to save the fallback copy only warns', async () => {
       const unwritable = join(user.root, 'missing-dir', 'sub', 'fb.json');
       await writeFile(join(user.root, 'missing-dir'), 'a file, not a directory');
@@ -979,6 +1014,44 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
     });
   });
 });
+
+/** A TCP proxy to `target`'s host and port; `cut()` drops every connection and refuses new ones. */
+async function startTcpProxy(target: URL): Promise<{
+  port: number;
+  cut(): Promise<void>;
+  close(): Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let cutOff = false;
+  const server: Server = createServer((client) => {
+    if (cutOff) {
+      client.destroy();
+      return;
+    }
+    const upstream = createConnection(Number(target.port || 5432), target.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const port = (server.address() as { port: number }).port;
+  const close = () => new Promise<void>((done) => server.close(() => done()));
+  return {
+    port,
+    async cut() {
+      cutOff = true;
+      for (const socket of sockets) socket.destroy();
+      await close();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      if (server.listening) await close();
+    },
+  };
+}
 
 /** Waits until /proc/<pid>/comm names the program (after an exec). */
 async function waitForComm(pid: number, comm: string): Promise<void> {
