@@ -56,7 +56,7 @@ function batchSizeOf(flags: DatabaseFlags): number | undefined {
  * the data-dir lock: the command refuses (never waits, never opens it twice) and says what to
  * do instead.
  */
-async function openForAdmin(
+export async function openForAdmin(
   database: DatabaseOptions,
   command: string,
   whileServerRuns: string,
@@ -94,7 +94,7 @@ async function openForAdmin(
 }
 
 /** Runs `work` audited in `chain`: an entry before it starts (no entry, no work), one more if it fails. */
-async function audited<T>(
+export async function audited<T>(
   db: Kysely<Database>,
   keyring: Keyring,
   event: { chain: string; orgId: string | null; action: string; target: string; actor: string },
@@ -296,7 +296,7 @@ export async function runRetireMasterVersion(versionText: string, flags: Databas
 
 // --- org DEK ---------------------------------------------------------------------------------
 
-async function resolveOrg(db: Kysely<Database>, org: string): Promise<string> {
+export async function resolveOrg(db: Kysely<Database>, org: string): Promise<string> {
   const byId = await db.selectFrom('orgs').select('id').where('id', '=', org).executeTakeFirst();
   if (byId) return byId.id;
   const byName = await db.selectFrom('orgs').select('id').where('name', '=', org).execute();

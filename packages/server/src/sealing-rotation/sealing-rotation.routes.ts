@@ -8,7 +8,7 @@ export const sealingRotationRoutes = [
     url: '/v1/organization/:org/keys/sealing/rotate',
     action: 'keys.rotate-sealing',
     schema: { params: object({ org: orgParam }) },
-    scope: ({ params }) => ({ org: params.org }),
+    scope: ({ params }) => ({ org: params.org, target: 'sealing-keys' }),
     handler: async ({ access }, ctx) => rotateOrgKeys(ctx, access.org!.id),
   }),
 ];

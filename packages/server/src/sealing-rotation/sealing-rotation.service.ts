@@ -58,7 +58,10 @@ export interface OrgKeyRotation {
  * destroyed, and the new keys and the vouch are stored. Key generation and the signature
  * happen before the transaction (RSA is slow; PGlite has one connection).
  */
-export async function rotateOrgKeys(deps: RotationDeps, orgId: string): Promise<OrgKeyRotation> {
+export async function rotateOrgKeys(
+  deps: Pick<RotationDeps, 'db' | 'keys' | 'now'>,
+  orgId: string,
+): Promise<OrgKeyRotation> {
   const previousSigning = await deps.keys.activeSigningKey(orgId);
   const fresh = await generateOrgKeyPairs(deps.keys.keyring, orgId);
   const statement = {
