@@ -1,6 +1,8 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { verifyChain } from '../src/audit/audit.service.js';
+import { AuditWriter } from '../src/audit/audit.writer.js';
 import type { OpenDatabase } from '../src/db/database.js';
 import { describeEachDatabase, type TestDatabase } from './harness/database.js';
 import { event, openMigrated, testAuditWriter } from './harness/in-process.js';
@@ -58,6 +60,34 @@ describeEachDatabase('the audit log in the database', (fresh) => {
       .orderBy('seq')
       .execute();
     expect(seqs.map((r) => r.seq)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+  });
+
+  it('relinks and retries when another writer (another process) advanced the chain meanwhile', async () => {
+    // Two writers on one database, as two server processes: each remembers the head it last
+    // wrote, so every switch of writer finds its remembered head stale and must re-read it.
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const signer = async () => ({ keyId: 'key_shared', privateKey });
+    const writers = [new AuditWriter(opened.db, signer), new AuditWriter(opened.db, signer)];
+    try {
+      for (let round = 0; round < 5; round++) {
+        for (const [index, writer] of writers.entries()) {
+          await writer.append(event('org_a', round * 2 + index + 1));
+        }
+      }
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) => writers[i % 2]!.append(event('org_a', 100 + i))),
+      );
+    } finally {
+      await Promise.all(writers.map((writer) => writer.close()));
+    }
+    const keys = (id: string) => (id === 'key_shared' ? publicKey : undefined);
+    expect(await verifyChain(opened.db, keys, 'org_a')).toEqual({ ok: true, count: 50 });
+    const head = await opened.db
+      .selectFrom('audit_chain_heads')
+      .select('seq')
+      .where('chain', '=', 'org_a')
+      .executeTakeFirstOrThrow();
+    expect(head.seq).toBe(50);
   });
 
   it('rejects UPDATE, DELETE and TRUNCATE on audit entries through the trigger', async () => {

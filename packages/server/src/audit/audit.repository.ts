@@ -41,6 +41,87 @@ export async function lockChainHead(
   return created;
 }
 
+/** The head of a chain, creating it at genesis if the chain has none yet (no lock taken). */
+export async function readOrCreateChainHead(
+  db: Db,
+  chain: string,
+  genesis: Buffer,
+): Promise<ChainHead> {
+  const head = await readChainHead(db, chain);
+  if (head) return head;
+  await db
+    .insertInto('audit_chain_heads')
+    .values({ chain, seq: 0, hash: genesis, updated_at: new Date() })
+    .onConflict((oc) => oc.column('chain').doNothing())
+    .execute();
+  const created = await readChainHead(db, chain);
+  if (!created) throw new Error(`the head of audit chain ${chain} could not be created`);
+  return created;
+}
+
+/** Column order and Postgres types of an audit_entries row, for the VALUES list below. */
+const ENTRY_COLUMNS = [
+  ['chain', 'text'],
+  ['seq', 'integer'],
+  ['time', 'text'],
+  ['request_id', 'text'],
+  ['actor', 'text'],
+  ['org_id', 'text'],
+  ['project', 'text'],
+  ['environment', 'text'],
+  ['action', 'text'],
+  ['target', 'text'],
+  ['outcome', 'text'],
+  ['client_address', 'text'],
+  ['code', 'text'],
+  ['prev_hash', 'bytea'],
+  ['hash', 'bytea'],
+  ['signature', 'bytea'],
+  ['key_id', 'text'],
+] as const satisfies ReadonlyArray<readonly [keyof AuditRow, string]>;
+
+/**
+ * Appends `entries` (already linked from `expected` and signed) and advances the head, in ONE
+ * statement, only if the chain's head is still `expected`: a compare-and-set on the head row.
+ * Returns false, having written nothing, when another writer (another process) advanced the
+ * chain first or the head is not what this process believes; the caller re-reads the head and
+ * links the entries again. One statement is atomic on its own, and the UPDATE takes the head
+ * row's lock, so concurrent writers serialise on it as with select ... for update.
+ */
+export async function appendIfHeadIs(
+  db: Db,
+  chain: string,
+  expected: ChainHead,
+  entries: SignedAuditEntry[],
+): Promise<boolean> {
+  const last = entries[entries.length - 1];
+  if (!last) return true;
+  const rows = entries.map(toRow);
+  const values = sql.join(
+    rows.map(
+      (row) =>
+        sql`(${sql.join(ENTRY_COLUMNS.map(([column, type]) => sql`${row[column]}::${sql.raw(type)}`))})`,
+    ),
+  );
+  const columns = sql.join(ENTRY_COLUMNS.map(([column]) => sql.ref(column)));
+  const result = await sql<{ seq: number }>`
+    with advanced as (
+      update audit_chain_heads
+         set seq = ${last.body.seq}, hash = ${last.hash}, updated_at = ${new Date()}
+       where chain = ${chain} and seq = ${expected.seq} and hash = ${expected.hash}
+      returning chain
+    )
+    insert into audit_entries (${columns})
+    select * from (values ${values}) as v (${columns})
+     where exists (select 1 from advanced)
+    returning seq`.execute(db);
+  if (result.rows.length === entries.length) return true;
+  if (result.rows.length === 0) return false;
+  throw new Error(
+    `audit chain ${chain}: ${result.rows.length} of ${entries.length} entries written`,
+  );
+}
+
 export async function insertEntries(
   trx: Transaction<Database>,
   entries: SignedAuditEntry[],

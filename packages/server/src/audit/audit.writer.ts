@@ -10,7 +10,7 @@ import {
 } from '@crate/crypto-core';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { advanceChainHead, insertEntries, lockChainHead } from './audit.repository.js';
+import { appendIfHeadIs, type ChainHead, readOrCreateChainHead } from './audit.repository.js';
 
 /** An entry as routes describe it; the writer assigns seq and links it. */
 export type AuditEvent = Omit<AuditEntryBody, 'seq' | 'time'> & { time?: string };
@@ -32,19 +32,29 @@ export const SYSTEM_CHAIN = 'system';
 // A batch larger than this waits for the next transaction; it bounds how long the chain head
 // stays locked (and so how long another process waits for it).
 const MAX_BATCH = 256;
+// How often one batch may find its chain advanced by another process before giving up.
+const MAX_HEAD_CONFLICTS = 50;
 
 /**
- * Appends audit entries with group commit: while one transaction is writing, new entries queue
- * up, and the next transaction writes all of them at once. Under load a request therefore pays
- * for one shared commit, not one commit each, while an idle server still writes every entry
- * immediately (no timer, no added latency). `append` resolves only after the entry is
- * committed; if the transaction fails, every entry in it is rejected with ERR_AUDIT_UNAVAILABLE
- * and the routes waiting on them do not proceed.
+ * Appends audit entries with group commit: while one batch is being written, new entries queue
+ * up, and the next batch writes all of them at once. Under load a request therefore pays for
+ * one shared write, not one each, while an idle server still writes every entry immediately
+ * (no timer, no added latency). `append` resolves only after the entry is committed; if it
+ * cannot be, the entry is rejected with ERR_AUDIT_UNAVAILABLE and the route waiting on it does
+ * not proceed.
+ *
+ * Each chain's part of a batch is one statement (appendIfHeadIs): insert the entries and
+ * advance the head, only if the head is still the one they were linked to. The writer remembers
+ * the head it last wrote, so a process that is the only writer of a chain pays that one
+ * statement per batch; when another process advanced the chain meanwhile, the statement writes
+ * nothing, and the writer re-reads the head, links and signs the entries again, and retries.
  */
 export class AuditWriter {
   readonly #db: Kysely<Database>;
   readonly #signer: () => Promise<AuditSigner>;
   #queue: Pending[] = [];
+  /** The head of each chain as this process last wrote or read it (a hint, checked on write). */
+  readonly #heads = new Map<string, ChainHead>();
   #running: Promise<void> | undefined;
   #closed = false;
 
@@ -105,31 +115,55 @@ export class AuditWriter {
       list.push(pending);
       byChain.set(pending.body.chain, list);
     }
-    // Heads are locked in one global order so two processes never deadlock on each other.
-    const chains = [...byChain.keys()].sort();
-    await this.#db.transaction().execute(async (trx) => {
-      for (const chain of chains) {
-        const head = await lockChainHead(trx, chain, AUDIT_GENESIS_HASH);
-        let seq = head.seq;
-        let prevHash = head.hash;
-        const entries: SignedAuditEntry[] = [];
-        for (const pending of byChain.get(chain)!) {
-          seq += 1;
-          const body: AuditEntryBody = { ...pending.body, seq };
-          const hash = computeAuditHash(prevHash, body);
-          entries.push({
-            body,
-            prevHash,
-            hash,
-            signature: signAuditHash(signer.privateKey, hash),
-            keyId: signer.keyId,
-          });
-          prevHash = hash;
-        }
-        await insertEntries(trx, entries);
-        await advanceChainHead(trx, chain, { seq, hash: prevHash });
+    // Chains in one global order, as before: each is its own statement now, so nothing is held
+    // across chains, but the order keeps the writes of a batch predictable.
+    for (const chain of [...byChain.keys()].sort()) {
+      const pending = byChain.get(chain)!;
+      await this.#appendToChain(chain, pending, signer);
+      // Committed: these requests may proceed even if a later chain of the batch fails (their
+      // promises are settled now, so the batch-wide rejection below leaves them alone).
+      for (const entry of pending) entry.resolve();
+    }
+  }
+
+  async #appendToChain(chain: string, pending: Pending[], signer: AuditSigner): Promise<void> {
+    for (let conflicts = 0; ; conflicts++) {
+      const head =
+        this.#heads.get(chain) ??
+        (await readOrCreateChainHead(this.#db, chain, AUDIT_GENESIS_HASH));
+      let seq = head.seq;
+      let prevHash = head.hash;
+      const entries: SignedAuditEntry[] = [];
+      for (const { body: queued } of pending) {
+        seq += 1;
+        const body: AuditEntryBody = { ...queued, seq };
+        const hash = computeAuditHash(prevHash, body);
+        entries.push({
+          body,
+          prevHash,
+          hash,
+          signature: signAuditHash(signer.privateKey, hash),
+          keyId: signer.keyId,
+        });
+        prevHash = hash;
       }
-    });
+      let written = false;
+      try {
+        written = await appendIfHeadIs(this.#db, chain, head, entries);
+      } catch (error) {
+        this.#heads.delete(chain);
+        throw error;
+      }
+      if (written) {
+        this.#heads.set(chain, { seq, hash: prevHash });
+        return;
+      }
+      // Another process advanced the chain (or our hint was stale): read it and link again.
+      this.#heads.delete(chain);
+      if (conflicts >= MAX_HEAD_CONFLICTS) {
+        throw new Error(`audit chain ${chain} kept moving under ${conflicts} attempts`);
+      }
+    }
   }
 }
 
