@@ -85,6 +85,7 @@ const ROUTES: RouteCase[] = [
   },
   { method: 'GET', path: (o) => `/v1/organization/${o}/audit`, orgScoped: true },
   { method: 'GET', path: (o) => `/v1/organization/${o}/audit/verify`, orgScoped: true },
+  { method: 'POST', path: (o) => `/v1/organization/${o}/keys/sealing/rotate`, orgScoped: true },
 ];
 
 describeEachDatabase('the HTTP API outside secrets', (fresh) => {
