@@ -416,6 +416,22 @@ describePostgres('org DEK rotation by the admin CLI beside running servers', () 
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('ERR_ROTATION_IN_PROGRESS');
     expect(refused.stderr).toContain('crate-server keys rotate-org (pid');
+    // The admin API answers with the rotation the other process runs, without starting one.
+    const viaApi = await api(
+      servers[0]!.url,
+      'POST',
+      `/v1/organization/${install.orgId}/keys/dek/rotate`,
+      { token: install.ownerToken, body: {} },
+    );
+    expect(viaApi.status).toBe(202);
+    expect(viaApi.body.rotation).toMatchObject({
+      status: 'running',
+      active: false,
+      stalled: false,
+      toVersion: 2,
+      batches: 2,
+    });
+    expect(viaApi.body.rotation.owner).toContain('crate-server keys rotate-org (pid');
     await killHard(holder.child);
     const result = await runCli([...args, ...keyArgs]);
     await new Promise((r) => setTimeout(r, 300));

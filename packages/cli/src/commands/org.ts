@@ -18,6 +18,7 @@ export interface DekRotation {
   orgId: string;
   status: 'running' | 'done';
   active: boolean;
+  stalled: boolean;
   fromVersions: number[];
   toVersion: number;
   pass: number;
@@ -84,8 +85,8 @@ export async function run(
           `\r[${'#'.repeat(filled)}${'-'.repeat(30 - filled)}] ${Math.floor(share * 100)}% ${rotation.rewrapped}/${rotation.total}\u001b[K`,
         );
       }
-      if (!rotation.active) {
-        // Nobody runs it any more (the server restarted): ask the server to resume it.
+      if (rotation.stalled) {
+        // Nobody runs it any more (its process stopped or died): ask the server to resume it.
         rotation = (
           await client.request<{ rotation: DekRotation }>('POST', rotationPath(org, 'rotate'), {
             body: {},

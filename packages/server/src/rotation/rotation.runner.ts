@@ -12,6 +12,11 @@ export interface RotationStatus {
   status: 'running' | 'done';
   /** True while this server process is running it (false: stopped, another process, or done). */
   active: boolean;
+  /**
+   * Running, but nobody has advanced it for STALLED_AFTER_MS (its process died or stopped): a
+   * start request resumes it.
+   */
+  stalled: boolean;
   fromVersions: number[];
   toVersion: number;
   pass: number;
@@ -62,6 +67,7 @@ export class RotationRunner {
       throw new CrateError('ERR_DATABASE_UNAVAILABLE', 'the server is shutting down');
     }
     if (!this.#jobs.has(orgId)) {
+      let began = false;
       let started!: () => void;
       const ready = new Promise<void>((resolve) => {
         started = resolve;
@@ -78,6 +84,7 @@ export class RotationRunner {
               { orgId, rotationId: rotation.id, toVersion: rotation.toVersion, resumed },
               resumed ? 'org DEK rotation resumed' : 'org DEK rotation started',
             );
+            began = true;
             started();
           },
         }),
@@ -91,6 +98,14 @@ export class RotationRunner {
             return report;
           },
           (error: unknown) => {
+            // Refused at the start because another process holds the lock: not a failure.
+            if (
+              !began &&
+              error instanceof CrateError &&
+              error.code === 'ERR_ROTATION_IN_PROGRESS'
+            ) {
+              throw error;
+            }
             this.#failures.set(orgId, {
               code: error instanceof CrateError ? error.code : 'ERR_INTERNAL',
               message: error instanceof CrateError ? error.message : 'internal error',
@@ -101,8 +116,20 @@ export class RotationRunner {
         )
         .finally(() => this.#jobs.delete(orgId));
       job.promise.catch(() => {});
-      // Either the rotation starts (new version active), or it fails before that: report it.
-      await Promise.race([ready, job.promise]);
+      // Either the rotation starts (new version active), or it fails before that: report it,
+      // unless another process (a server, or the admin CLI on Postgres) is running it.
+      try {
+        await Promise.race([ready, job.promise]);
+      } catch (error) {
+        const elsewhere = await this.status(orgId);
+        if (
+          !(error instanceof CrateError && error.code === 'ERR_ROTATION_IN_PROGRESS') ||
+          elsewhere?.status !== 'running'
+        ) {
+          throw error;
+        }
+        return elsewhere;
+      }
     }
     return (await this.status(orgId))!;
   }
@@ -154,6 +181,9 @@ export class RotationRunner {
   }
 }
 
+/** A running rotation whose last batch is older than this, run by nobody here, has stalled. */
+const STALLED_AFTER_MS = 30_000;
+
 function toStatus(
   row: RotationRow,
   active: boolean,
@@ -164,6 +194,12 @@ function toStatus(
     orgId: row.scope,
     status: row.status,
     active,
+    stalled:
+      row.status === 'running' &&
+      !active &&
+      (row.owner === null ||
+        row.heartbeatAt === null ||
+        Date.now() - row.heartbeatAt.getTime() > STALLED_AFTER_MS),
     fromVersions: row.fromVersions,
     toVersion: row.toVersion,
     pass: row.pass,
