@@ -320,7 +320,9 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
     it('keys trust without --yes and without a terminal refuses', async () => {
       const result = await crate(['keys', 'trust'], { stdinOpen: true, timeoutMs: 20_000 });
       expectExit(result, 64);
-      expect(result.stderr).toContain('--yes');
+      expect(result.stderr).toContain(
+        'Trust these keys? Not on a terminal: pass --yes to confirm. (ERR_USAGE)',
+      );
     });
   });
 
