@@ -45,6 +45,8 @@ import {
   type LoadResult,
   machineBusySeconds,
   ownCpuSeconds,
+  postgresBackendCpu,
+  postgresCpuDelta,
   runLoad,
   startBenchServer,
   treeCpuSeconds,
@@ -230,19 +232,26 @@ async function main(): Promise<void> {
       concurrency: number;
       result: LoadResult;
       bound: number;
-      cpu: { server: number; client: number; machine: number };
+      cpu: { server: number; client: number; postgres: number; machine: number };
     }
     const rows: Row[] = [];
     // CPU seconds used by the server (all its processes), this process and the whole machine
     // while `run` ran, per request.
     const withCpu = async (run: () => Promise<LoadResult>) => {
+      const postgresBefore = postgresBackendCpu(database.name);
       const before = [treeCpuSeconds(server.pid), ownCpuSeconds(), machineBusySeconds()];
       const result = await run();
       const after = [treeCpuSeconds(server.pid), ownCpuSeconds(), machineBusySeconds()];
-      const perRequest = (i: number) => ((after[i]! - before[i]!) * 1000) / result.requests;
+      const postgres = postgresCpuDelta(postgresBefore, postgresBackendCpu(database.name));
+      const perRequest = (seconds: number) => (seconds * 1000) / result.requests;
       return {
         result,
-        cpu: { server: perRequest(0), client: perRequest(1), machine: perRequest(2) },
+        cpu: {
+          server: perRequest(after[0]! - before[0]!),
+          client: perRequest(after[1]! - before[1]!),
+          postgres: perRequest(postgres),
+          machine: perRequest(after[2]! - before[2]!),
+        },
       };
     };
     for (const concurrency of CONCURRENCIES) {
@@ -302,13 +311,15 @@ async function main(): Promise<void> {
           .join(' ')}.`,
     );
     console.log(
-      `\n| operation | concurrency | requests | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req | machine CPU ms/req | crypto-only ops/s (${cores}) | share of crypto bound |`,
+      `\n| operation | concurrency | requests | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req | Postgres CPU ms/req | machine CPU ms/req | crypto-only ops/s (${cores}) | share of crypto bound |`,
     );
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log(
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
     for (const { op, concurrency, result, bound: b, cpu } of rows) {
       const scaled = b * serverCores;
       console.log(
-        `| ${op} | ${concurrency} | ${result.requests} | ${result.perSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${cpu.server.toFixed(2)} | ${cpu.client.toFixed(2)} | ${cpu.machine.toFixed(2)} | ${scaled.toFixed(0)} | ${((result.perSecond / scaled) * 100).toFixed(0)}% |`,
+        `| ${op} | ${concurrency} | ${result.requests} | ${result.perSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${cpu.server.toFixed(2)} | ${cpu.client.toFixed(2)} | ${cpu.postgres.toFixed(2)} | ${cpu.machine.toFixed(2)} | ${scaled.toFixed(0)} | ${((result.perSecond / scaled) * 100).toFixed(0)}% |`,
       );
     }
     console.log(
@@ -319,7 +330,8 @@ async function main(): Promise<void> {
     );
     console.log(
       `Each row stops at ${maxRequests} requests (sets: ${Math.min(maxRequests, 10_000)}) or ${budgetMs} ms. ` +
-        'Client, server and Postgres share this machine; machine CPU counts every process on it ' +
+        'Client, server and Postgres share this machine. Postgres CPU is the backends serving ' +
+        "this run's database (not the WAL writer or checkpointer); machine CPU counts every process on it " +
         `(${cpus().length} cores: at most ${cpus().length * 1000} CPU ms per second).`,
     );
   } finally {

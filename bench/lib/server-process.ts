@@ -20,6 +20,8 @@ export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface BenchDatabase {
   url: string;
+  /** The database's name: Postgres backends serving it carry it in their process title. */
+  name: string;
   drop(): Promise<void>;
 }
 
@@ -37,6 +39,7 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
+    name,
     drop: async () => {
       await execFileAsync('psql', [
         adminUrl,
@@ -233,6 +236,35 @@ function childrenOf(pid: number): number[] {
 export function treeCpuSeconds(pid: number): number {
   let total = processCpuSeconds(pid);
   for (const child of childrenOf(pid)) total += treeCpuSeconds(child);
+  return total;
+}
+
+/**
+ * CPU seconds used so far by the Postgres backends serving database `name` (found by their
+ * process title, "postgres: user name host(port) state"), per pid: backends come and go, so
+ * callers subtract per pid. Postgres must run on this machine; elsewhere the map is empty.
+ */
+export function postgresBackendCpu(name: string): Map<number, number> {
+  const found = new Map<number, number>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    const title = readText(`/proc/${pid}/cmdline`)?.replaceAll('\0', ' ');
+    if (title?.startsWith('postgres: ') && title.includes(` ${name} `)) {
+      found.set(Number(pid), processCpuSeconds(Number(pid)));
+    }
+  }
+  return found;
+}
+
+/** CPU seconds the backends in `after` used since `before` (a backend absent before started at 0). */
+export function postgresCpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
   return total;
 }
 
