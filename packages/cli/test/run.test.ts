@@ -301,6 +301,7 @@ describe('environment', () => {
       onSkipped: () => {},
     }).catch((e: unknown) => e);
     expect(isCrateError(error)).toBe(true);
+    expect((error as { code: string }).code).toBe('ERR_USAGE');
     expect((error as Error).message).toContain('WITH_NUL');
     expect((error as Error).message).not.toContain('before');
   });

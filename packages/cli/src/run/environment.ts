@@ -151,9 +151,10 @@ export function planEnvironment(inputs: EnvironmentInputs): EnvironmentPlan {
       continue;
     }
     if (value.includes('\0')) {
+      // Not a bug and not tampering: the value is intact but has no environment form.
       throw new CrateError(
-        'ERR_CHILD_FAILED',
-        `secret ${name} contains a NUL byte, which an environment variable cannot hold`,
+        'ERR_USAGE',
+        `secret ${name} contains a NUL byte, which an environment variable cannot hold; read it with \`crate secrets get ${name} --plain\` or \`crate secrets fetch --format json\` instead`,
       );
     }
     const inheritedWins =

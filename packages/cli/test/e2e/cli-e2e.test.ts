@@ -570,9 +570,9 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
 
     it('refuses to start with a secret holding a NUL byte, naming it', async () => {
       const result = await crate(['run', '--env', 'binary', '--', 'true']);
-      expectExit(result, 70);
+      expectExit(result, 64);
       expect(result.stderr).toContain(
-        'secret BINARY contains a NUL byte, which an environment variable cannot hold (ERR_CHILD_FAILED)',
+        'secret BINARY contains a NUL byte, which an environment variable cannot hold; read it with `crate secrets get BINARY --plain` or `crate secrets fetch --format json` instead (ERR_USAGE)',
       );
     });
 
