@@ -108,12 +108,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
     await sweeper.first;
     const sweeping = sweeper;
-    // Org DEK rotations (admin API, nonce budget): now, then every five minutes.
+    // Org DEK rotations (admin API, nonce budget: checked now, then every five minutes) and the
+    // master key versions this server holds, recorded for `keys rotate-master`.
     rotations = startRotations(
       context,
       app.log,
       'databaseUrl' in options.database ? options.database.databaseUrl : undefined,
     );
+    await rotations.first;
     const rotating = rotations;
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8420 });
     const address = app.server.address();

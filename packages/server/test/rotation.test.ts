@@ -560,7 +560,19 @@ describePostgres('master key rotation beside a running server', () => {
   it('re-wraps everything while a client keeps writing and reading, then retires the old version', async () => {
     const keyFile = ['--master-key-file', install.masterKeyFile];
     const db = databaseArgs(install.database);
+    const oldCopy = join(install.configDir, 'master-v1-only.key');
+    await copyFile(install.masterKeyFile, oldCopy);
+    await chmod(oldCopy, 0o400);
+    const stale = await startServerProcess({ ...install, masterKeyFile: oldCopy });
     expect((await runCli(['keys', 'add-master-version', ...keyFile])).code).toBe(0);
+    // A server still running without version 2 could not open what the rotation re-wraps.
+    const early = await runCli(['keys', 'rotate-master', ...db, ...keyFile]);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(
+      /crate-server start \(pid \d+ on [^,]+, versions 1\) runs without master key version 2/,
+    );
+    expect(early.stderr).toContain('ERR_CONFLICT');
+    await stale.stop();
     // Every server restarts with the two-version key file before the rotation (operations.md).
     server = await startServerProcess(install);
     const client = new SecretsClient(server.url, install.ownerToken, install.orgId);

@@ -4,6 +4,7 @@ import * as init from './migrations/20261122T0900_init.js';
 import * as secretVersionKind from './migrations/20261122T1000_secret_version_kind.js';
 import * as defaultProject from './migrations/20261124T0900_default_project.js';
 import * as keyRotation from './migrations/20261130T1000_key_rotation.js';
+import * as masterKeyHolders from './migrations/20261130T1000_master_key_holders.js';
 import * as orgKeyVouches from './migrations/20261130T1100_org_key_vouches.js';
 
 // Migrations are imported statically (not read from a folder at run time) so the built server
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '20261122T1000_secret_version_kind': secretVersionKind,
   '20261124T0900_default_project': defaultProject,
   '20261130T1000_key_rotation': keyRotation,
+  '20261130T1000_master_key_holders': masterKeyHolders,
   '20261130T1100_org_key_vouches': orgKeyVouches,
 };
 

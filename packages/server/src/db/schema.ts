@@ -212,6 +212,18 @@ export interface KeyBudgetLimitsTable {
   hard_limit: ColumnType<string, string | number, string | number>;
 }
 
+/** A running server and the master key versions it holds (src/rotation/master-key-holders.ts). */
+export interface MasterKeyHoldersTable {
+  id: string;
+  host: string;
+  pid: number;
+  command: string;
+  versions: number[];
+  active_version: number;
+  started_at: CreatedAt;
+  heartbeat_at: Timestamp;
+}
+
 export interface Database {
   orgs: OrgsTable;
   org_deks: OrgDeksTable;
@@ -230,6 +242,7 @@ export interface Database {
   key_rotations: KeyRotationsTable;
   key_usage: KeyUsageTable;
   key_budget_limits: KeyBudgetLimitsTable;
+  master_key_holders: MasterKeyHoldersTable;
 }
 
 export type Org = Selectable<OrgsTable>;

@@ -18,6 +18,7 @@ import type { Database } from '../db/schema.js';
 import { KeyService } from '../keys/key.service.js';
 import { UnsealState } from '../keys/unseal-state.js';
 import { openDatabase } from '../server.js';
+import { liveHoldersLacking } from './master-key-holders.js';
 import {
   assertKeyringHoldsReferencedVersions,
   describeReferences,
@@ -200,6 +201,21 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
     );
     try {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
+      // On PGlite the data-dir lock already proved that no server runs.
+      const lacking =
+        opened.engine === 'postgres'
+          ? await liveHoldersLacking(opened.db, keyring.activeVersion)
+          : [];
+      if (lacking.length > 0) {
+        const who = lacking
+          .map((h) => `${h.command} (pid ${h.pid} on ${h.host}, versions ${h.versions.join(', ')})`)
+          .join('; ');
+        throw new CrateError(
+          'ERR_CONFLICT',
+          `${who} ${lacking.length === 1 ? 'runs' : 'run'} without master key version ${keyring.activeVersion} and could not open ` +
+            'what this rotation re-wraps: restart every server with the key file that holds it, then run this again',
+        );
+      }
       const bar = progressBar('re-wrapping under the master key');
       const report = await audited(
         opened.db,

@@ -1,5 +1,6 @@
 import { CrateError } from '@crate/crypto-core';
 import type { AppContext } from '../http/context.js';
+import { registerMasterKeyHolder } from './master-key-holders.js';
 import { masterVersionsPastSoftLimit, orgsPastSoftLimit } from './nonce-budget.js';
 import { type RotationReport, rotateOrgDek } from './org-dek-rotation.js';
 import { findLatestRotation, type RotationRow } from './rotation.repository.js';
@@ -227,8 +228,10 @@ export function rotationRunner(ctx: AppContext): RotationRunner {
 const BUDGET_CHECK_MS = Number(process.env.CRATE_TEST_BUDGET_CHECK_MS ?? 5 * 60_000);
 
 /**
- * Creates the context's runner, checks the nonce budget now and then every five minutes.
- * `stop` ends the timer and the running rotations (between batches).
+ * Creates the context's runner, checks the nonce budget now and then every five minutes,
+ * records the master key versions this server holds (master-key-holders.ts) and, on Postgres,
+ * listens for other processes' org DEK rotations. `stop` ends all of it and the running
+ * rotations (between batches).
  */
 export function startRotations(
   ctx: AppContext,
@@ -237,6 +240,9 @@ export function startRotations(
 ): { first: Promise<void>; stop(): Promise<void> } {
   const runner = new RotationRunner(ctx, log);
   runners.set(ctx, runner);
+  const holder = registerMasterKeyHolder(ctx.db, ctx.keys.keyring, 'crate-server start', (error) =>
+    log.warn({ err: error }, 'could not record the master key versions this server holds'),
+  );
   const listener =
     databaseUrl === undefined
       ? undefined
@@ -257,12 +263,13 @@ export function startRotations(
   const timer = setInterval(check, BUDGET_CHECK_MS);
   timer.unref();
   return {
-    first: check(),
+    first: Promise.all([holder.first, check()]).then(() => undefined),
     stop: async () => {
       clearInterval(timer);
       await listener?.stop();
       await checking;
       await runner.close();
+      await holder.stop();
     },
   };
 }

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Keyring } from '@crate/crypto-core';
+import { type Kysely, sql } from 'kysely';
+import type { Database } from '../db/schema.js';
+
+/**
+ * Running servers announce the master key versions they hold (table master_key_holders), so
+ * that `crate-server keys rotate-master` can refuse while a server sharing the database lacks
+ * the version it would re-wrap under: such a server could not open the re-wrapped keys and
+ * would fail closed at its next cache miss. A row is written at start, its heartbeat refreshed
+ * every HEARTBEAT_MS, and removed at shutdown; a server that died stops counting once its
+ * heartbeat is older than LIVE_SECONDS.
+ */
+const HEARTBEAT_MS = 30_000;
+const LIVE_SECONDS = 90;
+
+export interface MasterKeyHolder {
+  host: string;
+  pid: number;
+  command: string;
+  versions: number[];
+  activeVersion: number;
+  heartbeatAt: Date;
+}
+
+export function registerMasterKeyHolder(
+  db: Kysely<Database>,
+  keyring: Keyring,
+  command: string,
+  onError: (error: unknown) => void,
+): { first: Promise<void>; stop(): Promise<void> } {
+  const id = `mkh_${randomBytes(16).toString('hex')}`;
+  const versions = keyring.versions();
+  const upsert = () =>
+    sql`
+      insert into master_key_holders (id, host, pid, command, versions, active_version)
+      values (${id}, ${hostname()}, ${process.pid}, ${command},
+              array[${sql.join(versions)}]::int[], ${keyring.activeVersion})
+      on conflict (id) do update set heartbeat_at = now()`
+      .execute(db)
+      .then(
+        () => undefined,
+        (error: unknown) => onError(error),
+      );
+  let pending = upsert();
+  const timer = setInterval(() => {
+    pending = pending.then(upsert);
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return {
+    first: pending,
+    stop: async () => {
+      clearInterval(timer);
+      await pending;
+      await db
+        .deleteFrom('master_key_holders')
+        .where('id', '=', id)
+        .execute()
+        .catch(() => {});
+    },
+  };
+}
+
+/** Live servers (heartbeat within LIVE_SECONDS) that do not hold master key `version`. */
+export async function liveHoldersLacking(
+  db: Kysely<Database>,
+  version: number,
+): Promise<MasterKeyHolder[]> {
+  const { rows } = await sql<{
+    host: string;
+    pid: number;
+    command: string;
+    versions: number[];
+    active_version: number;
+    heartbeat_at: Date;
+  }>`
+    select host, pid, command, versions, active_version, heartbeat_at
+      from master_key_holders
+     where heartbeat_at > now() - make_interval(secs => ${LIVE_SECONDS})
+       and not (${version}::int = any(versions))
+     order by started_at`.execute(db);
+  return rows.map((row) => ({
+    host: row.host,
+    pid: row.pid,
+    command: row.command,
+    versions: row.versions,
+    activeVersion: row.active_version,
+    heartbeatAt: row.heartbeat_at,
+  }));
+}
