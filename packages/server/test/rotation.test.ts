@@ -452,6 +452,45 @@ describePostgres('org DEK rotation by the admin CLI beside running servers', () 
     }
   });
 
+  it('rotates more orgs at once than the server has pooled connections', async () => {
+    const url = servers[0]!.url;
+    const orgs: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const created = await api(url, 'POST', '/v1/organizations', {
+        token: install.ownerToken,
+        body: { name: `many-${i}` },
+      });
+      expect(created.status).toBe(201);
+      orgs.push(created.body.id);
+      await new SecretsClient(url, install.ownerToken, created.body.id).put(
+        'default',
+        'dev',
+        new Map([
+          ['ONE', `one-${i}`],
+          ['TWO', `two-${i}`],
+        ]),
+      );
+    }
+    const started = await Promise.all(
+      orgs.map((org) =>
+        api(url, 'POST', `/v1/organization/${org}/keys/dek/rotate`, {
+          token: install.ownerToken,
+          body: { batchSize: 1 },
+        }),
+      ),
+    );
+    expect(started.map((answer) => answer.status)).toEqual(orgs.map(() => 202));
+    const done = await Promise.all(
+      orgs.map((org) => waitForRotation(url, install.ownerToken, org)),
+    );
+    expect(done.map((rotation) => rotation.status)).toEqual(orgs.map(() => 'done'));
+    const values = await new SecretsClient(servers[1]!.url, install.ownerToken, orgs[11]!).fetchAll(
+      'default',
+      'dev',
+    );
+    expect(values.get('TWO')?.value).toBe('two-11');
+  });
+
   it('refuses writes past the hard nonce budget with ERR_NONCE_BUDGET_EXHAUSTED and counts re-wraps', async () => {
     const client = new SecretsClient(servers[0]!.url, install.ownerToken, install.orgId);
     const [usage] = await query<{ used: number }>(
