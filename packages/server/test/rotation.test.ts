@@ -379,6 +379,15 @@ describeEachDatabase('org DEK rotation', (fresh) => {
       );
       expect(active.encryptions).toBeGreaterThan(120);
       expect(active.hardLimit).toBe(2 ** 31);
+      // Every secret version is under the active DEK; the retired ones are kept, wrapping nothing.
+      const deks = parsed.orgDekVersions.filter(
+        (d: { orgId: string }) => d.orgId === install.orgId,
+      );
+      expect(deks.length).toBeGreaterThan(1);
+      for (const dek of deks.slice(0, -1))
+        expect(dek).toMatchObject({ status: 'retired', secretVersions: 0 });
+      expect(deks.at(-1)).toMatchObject({ status: 'active', version: active.version });
+      expect(deks.at(-1).secretVersions).toBeGreaterThan(120);
     }
   });
 });

@@ -7,7 +7,7 @@ import {
   keyFingerprint,
   serializeMasterKeyFile,
 } from '@crate/crypto-core';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { AuditWriter, SYSTEM_CHAIN } from '../audit/audit.writer.js';
 import { writeFileAtomically } from '../backup/files.js';
 import { databaseFromFlags } from '../cli/database-option.js';
@@ -376,6 +376,30 @@ export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<v
 
 // --- status ----------------------------------------------------------------------------------
 
+/** Every org DEK version not destroyed, with how many secret versions it wraps now. */
+async function orgDekReferences(db: Kysely<Database>) {
+  const { rows } = await sql<{
+    org_id: string;
+    version: number;
+    status: string;
+    secret_versions: number;
+  }>`
+    select d.org_id, d.version, d.status, coalesce(n.count, 0)::int as secret_versions
+      from org_deks d
+      left join (select s.org_id, sv.org_dek_version, count(*) as count
+                   from secret_versions sv join secrets s on s.id = sv.secret_id
+                  group by s.org_id, sv.org_dek_version) n
+        on n.org_id = d.org_id and n.org_dek_version = d.version
+     where d.status <> 'destroyed'
+     order by d.org_id, d.version`.execute(db);
+  return rows.map((row) => ({
+    orgId: row.org_id,
+    version: row.version,
+    status: row.status,
+    secretVersions: row.secret_versions,
+  }));
+}
+
 export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
   const database = databaseFromFlags(flags);
   const { opened, release } = await openForAdmin(
@@ -384,8 +408,9 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
     'The server shows rotation progress through the API: `crate org rotate-key --status`',
   );
   try {
-    const [references, usage, rotations] = await Promise.all([
+    const [references, orgDeks, usage, rotations] = await Promise.all([
       masterKeyReferences(opened.db),
+      orgDekReferences(opened.db),
       keyUsage(opened.db),
       opened.db
         .selectFrom('key_rotations')
@@ -406,6 +431,7 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
     ]);
     const result = {
       masterKeyVersionsInUse: references,
+      orgDekVersions: orgDeks,
       runningRotations: rotations.map((r) => ({
         id: r.id,
         kind: r.kind,
@@ -424,6 +450,10 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
     }
     const lines = ['Master key versions in use:'];
     for (const refs of references) lines.push(`  v${refs.version}: ${describeReferences(refs)}`);
+    lines.push('Org DEK versions (secret versions each wraps):');
+    for (const d of orgDeks) {
+      lines.push(`  ${d.orgId} v${d.version} (${d.status}): ${d.secretVersions}`);
+    }
     lines.push(`Running rotations: ${rotations.length === 0 ? 'none' : ''}`);
     for (const r of result.runningRotations) {
       lines.push(

@@ -121,6 +121,7 @@ export async function rotateOrgDek(
         cursor = batch.cursor;
         rewrapped += batch.rewrapped;
         rewrappedTotal += batch.rewrapped;
+        total = Math.max(total, rewrappedTotal);
         batches += 1;
         options.onProgress?.({ rewrapped: rewrappedTotal, total, pass });
       }

@@ -156,6 +156,9 @@ export async function advanceRotation(
     .set({
       cursor: change.cursor,
       rewrapped: sql`rewrapped + ${change.rewrapped}` as unknown as number,
+      // Rows written under an older version after the start, ahead of the cursor, are done
+      // in the same walk: the total grows with them, so progress never passes 100 %.
+      total: sql`greatest(total, rewrapped + ${change.rewrapped})` as unknown as number,
       batches: sql`batches + 1` as unknown as number,
       owner: change.owner,
       heartbeat_at: sql`now()` as unknown as Date,
