@@ -5,6 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { PGliteDialect } from './pglite-dialect.js';
+import { statementNames, usePreparedStatements } from './prepared-statements.js';
 import type { Database } from './schema.js';
 
 export type DatabaseOptions =
@@ -33,6 +34,9 @@ export async function createDatabase(options: DatabaseOptions): Promise<OpenData
     // An idle client that loses its connection emits 'error' on the pool; without a listener
     // that would crash the process. The next query reports ERR_DATABASE_UNAVAILABLE instead.
     pool.on('error', () => {});
+    // Frequent statements run prepared: parsed and planned once per connection (see the module).
+    const names = statementNames();
+    pool.on('connect', (client) => usePreparedStatements(client, names));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', close: () => db.destroy() };
   }
