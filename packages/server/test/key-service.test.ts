@@ -98,4 +98,28 @@ describe('the key service', () => {
     expect(await keys.sealingKey(orgId, 'key_unknown')).toBeUndefined();
     expect(await keys.sealingKey('org_other', sealingRow.id)).toBeUndefined();
   });
+
+  it("finds the signing key by id (read with the values) only as this org's signing key", async () => {
+    const keys = new KeyService(opened.db, keyring, new UnsealState());
+    const active = await keys.activeSigningKey(orgId);
+    const byId = await keys.signingKeyById(orgId, active.keyId);
+    expect(byId.privateKey).toBe(active.privateKey); // the cached KeyObject
+    // Not cached yet: read by id, checked and unwrapped.
+    const fresh = new KeyService(opened.db, keyring, new UnsealState());
+    const loaded = await fresh.signingKeyById(orgId, active.keyId);
+    expect(loaded.privateKey.asymmetricKeyType).toBe('ed25519');
+    const sealingRow = await opened.db
+      .selectFrom('org_keys')
+      .select('id')
+      .where('kind', '=', 'sealing')
+      .executeTakeFirstOrThrow();
+    await expect(fresh.signingKeyById(orgId, sealingRow.id)).rejects.toMatchObject({
+      code: 'ERR_INTERNAL',
+    });
+    await expect(fresh.signingKeyById('org_other', active.keyId)).rejects.toMatchObject({
+      code: 'ERR_INTERNAL',
+    });
+    keys.destroy();
+    fresh.destroy();
+  });
 });

@@ -77,6 +77,8 @@ export class KeyService {
   readonly #deks: KeyCache<CachedDeks>;
   readonly #privateKeys: KeyCache<KeyObject>;
   readonly #secretDeks: SecretDekCache;
+  /** Which org each signing key id seen so far belongs to (immutable facts, a few per org). */
+  readonly #signingKeyOrgs = new Map<string, string>();
   readonly #sweeper: NodeJS.Timeout;
   #auditPublicKeys = new Map<string, KeyObject>();
   #auditSigner: { signer: AuditSigner; loadedAt: number } | undefined;
@@ -167,10 +169,36 @@ export class KeyService {
     if (!row || row.wrapped_private_key === null) {
       throw new CrateError('ERR_INTERNAL', `organization ${orgId} has no active signing key`);
     }
+    this.#signingKeyOrgs.set(row.id, orgId);
     return {
       keyId: row.id,
       privateKey: await this.#privateKey(orgId, row.id, 'signing', row.wrapped_private_key),
     };
+  }
+
+  /**
+   * The org's signing private key by id, for a caller that has just read `keyId` as the org's
+   * active signing key in its own query (a retrieval reads it together with the values, which
+   * saves a round trip). From the private key cache; on a miss the row is read by id, checked
+   * to be this org's signing key, and unwrapped.
+   */
+  async signingKeyById(
+    orgId: string,
+    keyId: string,
+  ): Promise<{ keyId: string; privateKey: KeyObject }> {
+    this.#assertUnsealed();
+    const readRow = async () => {
+      const row = await findOrgKey(this.#db, orgId, keyId);
+      if (row?.kind !== 'signing' || row.wrapped_private_key === null) {
+        throw new CrateError('ERR_INTERNAL', `organization ${orgId} has no signing key ${keyId}`);
+      }
+      this.#signingKeyOrgs.set(keyId, orgId);
+      return row.wrapped_private_key;
+    };
+    // The private key cache is keyed by key id alone: serve it only for the org that owns the
+    // id (a row's org never changes); an id not yet seen for this org is checked in the table.
+    const wrapped = this.#signingKeyOrgs.get(keyId) === orgId ? readRow : await readRow();
+    return { keyId, privateKey: await this.#privateKey(orgId, keyId, 'signing', wrapped) };
   }
 
   /**
@@ -326,11 +354,14 @@ export class KeyService {
     orgId: string,
     keyId: string,
     keyKind: 'sealing' | 'signing' | 'audit',
-    wrapped: Buffer,
+    wrapped: Buffer | (() => Promise<Buffer>),
   ): Promise<KeyObject> {
     const { value, release } = await this.#privateKeys.acquire(`${keyKind}:${keyId}`, async () => {
+      // A function is called on a cache miss only (the caller then need not read the row).
+      if (typeof wrapped === 'function') wrapped = await wrapped();
+      const blob = wrapped;
       const der = this.#unwrap(
-        () => unwrapPrivateKey(this.#keyring, wrapped, { orgId, keyId, keyKind }),
+        () => unwrapPrivateKey(this.#keyring, blob, { orgId, keyId, keyKind }),
         keyKind === 'audit'
           ? `the audit signing key ${keyId}`
           : `the ${keyKind} key ${keyId} of organization ${orgId}`,

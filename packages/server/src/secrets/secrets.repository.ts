@@ -55,30 +55,47 @@ export interface StoredValueRow {
   ciphertext: Buffer;
 }
 
-/** The current ciphertext of every live secret of an environment, or of the named ones. */
-export function currentValues(
+/**
+ * The current ciphertext of every live secret of an environment (or of the named ones), and the
+ * id of the org's active signing key read in the same statement (an uncorrelated subquery,
+ * evaluated once): a retrieval needs both, and this saves a round trip. The id is undefined when
+ * no row matched (the caller then reads the key on its own).
+ */
+export async function currentValuesAndSigningKey(
   db: Db,
+  orgId: string,
   environmentId: string,
   names: readonly string[] | undefined,
-): Promise<StoredValueRow[]> {
-  return db
+): Promise<{ rows: StoredValueRow[]; signingKeyId: string | null | undefined }> {
+  const found = await db
     .selectFrom('secrets')
     .innerJoin('secret_versions', (join) =>
       join
         .onRef('secret_versions.secret_id', '=', 'secrets.id')
         .onRef('secret_versions.version', '=', 'secrets.current_version'),
     )
-    .select([
+    .select((eb) => [
       'secrets.name',
       'secrets.current_version as version',
       'secret_versions.wrapped_dek',
       'secret_versions.ciphertext',
+      eb
+        .selectFrom('org_keys')
+        .select('org_keys.id')
+        .where('org_keys.org_id', '=', orgId)
+        .where('org_keys.kind', '=', 'signing')
+        .where('org_keys.status', '=', 'active')
+        .as('signing_key_id'),
     ])
     .where('secrets.environment_id', '=', environmentId)
     .where('secrets.deleted_at', 'is', null)
     .$if(names !== undefined, (query) => query.where('secrets.name', 'in', names!))
     .orderBy('secrets.name')
     .execute();
+  return {
+    rows: found.map(({ signing_key_id: _, ...row }) => row),
+    signingKeyId: found[0]?.signing_key_id,
+  };
 }
 
 /**

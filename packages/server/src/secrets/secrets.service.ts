@@ -23,7 +23,7 @@ import { type VouchLink, vouchChainFor } from '../sealing-rotation/sealing-rotat
 import { sealingKeyFor } from './sealing-keys.js';
 import {
   claimNextVersion,
-  currentValues,
+  currentValuesAndSigningKey,
   findSecret,
   findVersion,
   insertVersion,
@@ -319,10 +319,17 @@ export async function retrieveBundle(
 ): Promise<{ bundle: BundleEnvelope }> {
   const place = placeOf(access);
   const names = request.names && [...new Set(request.names)];
-  const [rows, signing] = await Promise.all([
-    currentValues(ctx.db, place.environment.id, names),
-    ctx.keys.activeSigningKey(place.org.id),
-  ]);
+  // The values and the id of the active signing key in one query; the key itself comes from
+  // the cache (read and unwrapped by id on a miss). An empty answer carries no id: ask for it.
+  const { rows, signingKeyId } = await currentValuesAndSigningKey(
+    ctx.db,
+    place.org.id,
+    place.environment.id,
+    names,
+  );
+  const signing = signingKeyId
+    ? await ctx.keys.signingKeyById(place.org.id, signingKeyId)
+    : await ctx.keys.activeSigningKey(place.org.id);
   if (names && rows.length !== names.length) {
     const found = new Set(rows.map((row) => row.name));
     const missing = names.filter((name) => !found.has(name));
