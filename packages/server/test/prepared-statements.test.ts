@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type OpenDatabase } from '../src/db/database.js';
-import { statementNames } from '../src/db/prepared-statements.js';
+import { statementNames, usePreparedStatements } from '../src/db/prepared-statements.js';
 import {
   adminQuery,
   describePostgres,
@@ -23,6 +23,27 @@ describe('statement names', () => {
     names.forget('a');
     for (let i = 0; i < 5; i++) expect(names.nameFor('a')).toBeUndefined();
     expect(names.nameFor('b')).not.toBe(a); // a name is never reused for another text
+  });
+});
+
+describe('the query wrapper', () => {
+  it('names only queries with values, and not those with very many', async () => {
+    const calls: unknown[][] = [];
+    const client = {
+      query: async (...args: unknown[]) => {
+        calls.push(args);
+        return { rows: [] };
+      },
+    };
+    usePreparedStatements(client as never, statementNames({ usesBeforeNaming: 1 }));
+    const query = client.query as (...args: unknown[]) => Promise<unknown>;
+    await query('select $1', [1]);
+    await query('begin', []);
+    await query('select 1');
+    const many = Array.from({ length: 65 }, (_, i) => i);
+    await query('select many', many);
+    expect(calls[0]).toEqual([{ name: 'crate_s0', text: 'select $1', values: [1] }]);
+    expect(calls.slice(1)).toEqual([['begin', []], ['select 1'], ['select many', many]]);
   });
 });
 

@@ -8,8 +8,10 @@ import type pg from 'pg';
  * so that each connection parses it once and executes it from then on.
  *
  * Bounds: a text is named once it has run USES_BEFORE_NAMING times (one-off texts, e.g. an IN
- * list of unusual length, stay unnamed), and at most MAX_NAMED texts per process get a name;
- * each connection prepares only the names it runs.
+ * list of unusual length, stay unnamed), only if it has at most MAX_NAMED_PARAMETERS values
+ * (texts whose length grows with their input, such as a large audit batch, vary too much to
+ * be worth a name each), and at most MAX_NAMED texts per process get a name; each connection
+ * prepares only the names it runs.
  *
  * Schema changes under a running server: Postgres re-plans a prepared statement when a table
  * it uses changes, but refuses ("cached plan must not change result type", SQLSTATE 0A000) when
@@ -20,6 +22,7 @@ import type pg from 'pg';
  */
 const USES_BEFORE_NAMING = 3;
 const MAX_NAMED = 200;
+const MAX_NAMED_PARAMETERS = 64;
 
 export interface StatementNames {
   /** The name for `text`, or undefined while it should run unnamed. */
@@ -99,7 +102,7 @@ export function usePreparedStatements(client: pg.PoolClient, names: StatementNam
     ) {
       return original(...args);
     }
-    const name = names.nameFor(text);
+    const name = values.length <= MAX_NAMED_PARAMETERS ? names.nameFor(text) : undefined;
     if (name === undefined) return original(text, values);
     const named = original({ name, text, values }) as Promise<unknown>;
     return named.catch((error: unknown) => {
