@@ -90,7 +90,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await keys.verifyMasterKeyOpensEverything();
     await ensureAuditKey(db, keyring);
     const keyService = keys;
-    const audit = new AuditWriter(db, () => keyService.auditSigner());
+    const audit = new AuditWriter(db, (options) => keyService.auditSigner(options));
     const context: AppContext = {
       db,
       engine,

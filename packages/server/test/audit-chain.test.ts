@@ -1,9 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyring } from '@crate/crypto-core';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { verifyChain } from '../src/audit/audit.service.js';
 import { AuditWriter } from '../src/audit/audit.writer.js';
 import type { OpenDatabase } from '../src/db/database.js';
+import { KeyService } from '../src/keys/key.service.js';
+import { ensureAuditKey } from '../src/keys/org-keys.js';
+import { UnsealState } from '../src/keys/unseal-state.js';
 import { describeEachDatabase, type TestDatabase } from './harness/database.js';
 import { event, openMigrated, testAuditWriter } from './harness/in-process.js';
 
@@ -88,6 +92,35 @@ describeEachDatabase('the audit log in the database', (fresh) => {
       .where('chain', '=', 'org_a')
       .executeTakeFirstOrThrow();
     expect(head.seq).toBe(50);
+  });
+
+  it('checks the audit key in the append statement and fails closed when the database changed it', async () => {
+    const keyring = generateKeyring();
+    await ensureAuditKey(opened.db, keyring);
+    const unseal = new UnsealState();
+    const keys = new KeyService(opened.db, keyring, unseal);
+    const writer = new AuditWriter(opened.db, (options) => keys.auditSigner(options));
+    try {
+      for (let i = 1; i <= 3; i++) await writer.append(event('org_a', i));
+      // A database swapped under the running server: its active audit key is one this master
+      // key did not wrap. The cached signer's key is no longer active, so the append statement
+      // writes nothing; the writer asks again with the check, which fails closed.
+      await opened.db.updateTable('system_keys').set({ status: 'retired' }).execute();
+      await ensureAuditKey(opened.db, generateKeyring());
+      await expect(writer.append(event('org_a', 4))).rejects.toMatchObject({
+        code: 'ERR_MASTER_KEY_MISMATCH',
+      });
+      expect(unseal.ok).toBe(false);
+    } finally {
+      await writer.close();
+      keys.destroy();
+    }
+    const rows = await opened.db
+      .selectFrom('audit_entries')
+      .select('seq')
+      .where('chain', '=', 'org_a')
+      .execute();
+    expect(rows).toHaveLength(3);
   });
 
   it('rejects UPDATE, DELETE and TRUNCATE on audit entries through the trigger', async () => {

@@ -93,6 +93,8 @@ export async function appendIfHeadIs(
   chain: string,
   expected: ChainHead,
   entries: SignedAuditEntry[],
+  /** When given, also only if this is still the active audit key (checked in the same statement). */
+  activeAuditKeyId?: string,
 ): Promise<boolean> {
   const last = entries[entries.length - 1];
   if (!last) return true;
@@ -109,6 +111,12 @@ export async function appendIfHeadIs(
       update audit_chain_heads
          set seq = ${last.body.seq}, hash = ${last.hash}, updated_at = ${new Date()}
        where chain = ${chain} and seq = ${expected.seq} and hash = ${expected.hash}
+         ${
+           activeAuditKeyId === undefined
+             ? sql``
+             : sql`and exists (select 1 from system_keys
+                                where id = ${activeAuditKeyId} and kind = 'audit' and status = 'active')`
+         }
       returning chain
     )
     insert into audit_entries (${columns})

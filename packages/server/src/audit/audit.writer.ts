@@ -18,7 +18,16 @@ export type AuditEvent = Omit<AuditEntryBody, 'seq' | 'time'> & { time?: string 
 export interface AuditSigner {
   keyId: string;
   privateKey: KeyObject;
+  /**
+   * Set when the signer was handed out without checking that `keyId` is still the database's
+   * active audit key: the append statement then checks it, and a miss asks for the signer again
+   * without `deferCheck`.
+   */
+  checkActiveInStatement?: boolean;
 }
+
+/** Gives the signer; `deferCheck` allows a cached one whose key the append statement checks. */
+export type AuditSignerSource = (options?: { deferCheck?: boolean }) => Promise<AuditSigner>;
 
 interface Pending {
   body: Omit<AuditEntryBody, 'seq'>;
@@ -51,14 +60,14 @@ const MAX_HEAD_CONFLICTS = 50;
  */
 export class AuditWriter {
   readonly #db: Kysely<Database>;
-  readonly #signer: () => Promise<AuditSigner>;
+  readonly #signer: AuditSignerSource;
   #queue: Pending[] = [];
   /** The head of each chain as this process last wrote or read it (a hint, checked on write). */
   readonly #heads = new Map<string, ChainHead>();
   #running: Promise<void> | undefined;
   #closed = false;
 
-  constructor(db: Kysely<Database>, signer: () => Promise<AuditSigner>) {
+  constructor(db: Kysely<Database>, signer: AuditSignerSource) {
     this.#db = db;
     this.#signer = signer;
   }
@@ -108,7 +117,7 @@ export class AuditWriter {
   }
 
   async #commit(batch: Pending[]): Promise<void> {
-    const signer = await this.#signer();
+    const signer = await this.#signer({ deferCheck: true });
     const byChain = new Map<string, Pending[]>();
     for (const pending of batch) {
       const list = byChain.get(pending.body.chain) ?? [];
@@ -126,7 +135,8 @@ export class AuditWriter {
     }
   }
 
-  async #appendToChain(chain: string, pending: Pending[], signer: AuditSigner): Promise<void> {
+  async #appendToChain(chain: string, pending: Pending[], first: AuditSigner): Promise<void> {
+    let signer = first;
     for (let conflicts = 0; ; conflicts++) {
       const head =
         this.#heads.get(chain) ??
@@ -149,7 +159,13 @@ export class AuditWriter {
       }
       let written = false;
       try {
-        written = await appendIfHeadIs(this.#db, chain, head, entries);
+        written = await appendIfHeadIs(
+          this.#db,
+          chain,
+          head,
+          entries,
+          signer.checkActiveInStatement ? signer.keyId : undefined,
+        );
       } catch (error) {
         this.#heads.delete(chain);
         throw error;
@@ -158,8 +174,11 @@ export class AuditWriter {
         this.#heads.set(chain, { seq, hash: prevHash });
         return;
       }
-      // Another process advanced the chain (or our hint was stale): read it and link again.
+      // Another process advanced the chain (or our hint was stale), or the key we signed with
+      // is no longer the active audit key: read the head again, and get a signer whose key
+      // was checked against the database (this fails closed if the database was swapped).
       this.#heads.delete(chain);
+      if (signer.checkActiveInStatement) signer = await this.#signer();
       if (conflicts >= MAX_HEAD_CONFLICTS) {
         throw new Error(`audit chain ${chain} kept moving under ${conflicts} attempts`);
       }

@@ -207,11 +207,17 @@ export class KeyService {
    * (one small indexed query): if the database under a running server was swapped or restored,
    * the server must not sign entries with a key that database does not hold. A changed id is
    * unwrapped at once, so a database this master key does not open fails closed right away.
+   *
+   * With `deferCheck` a cached signer is returned without that query, marked
+   * `checkActiveInStatement`: the audit writer then makes "this key is still the active audit
+   * key" a condition of the very statement that appends the entries, and asks again without
+   * `deferCheck` when that statement writes nothing. Same guarantee, one round trip fewer.
    */
-  async auditSigner(): Promise<AuditSigner> {
+  async auditSigner(options: { deferCheck?: boolean } = {}): Promise<AuditSigner> {
     this.#assertUnsealed();
     const cached = this.#auditSigner;
     if (cached && Date.now() - cached.loadedAt < AUDIT_SIGNER_REFRESH_MS) {
+      if (options.deferCheck) return { ...cached.signer, checkActiveInStatement: true };
       const active = await findActiveAuditKeyId(this.#db);
       if (active === cached.signer.keyId) return cached.signer;
     }
