@@ -211,3 +211,53 @@ describePostgres('crate-server start --workers 2', () => {
     expect(workers.filter(alive)).toEqual([]);
   });
 });
+
+describePostgres('crate-server start --workers 2: failures', () => {
+  it('exits 1 when the workers cannot start (a missing master key file), saying why', async () => {
+    const database = await freshPostgres();
+    try {
+      if (database.kind !== 'postgres') throw new Error('unreachable');
+      const result = await runCli(
+        [
+          'start',
+          '--port',
+          '0',
+          '--database-url',
+          database.databaseUrl,
+          '--master-key-file',
+          '/nonexistent/master.key',
+          '--workers',
+          '2',
+        ],
+        {},
+        30_000,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('ERR_MASTER_KEY_MISSING');
+      expect(result.stdout).not.toContain('listening');
+    } finally {
+      await database.cleanup();
+    }
+  });
+
+  it('stops every worker and exits 1 when one worker dies', async () => {
+    const database = await freshPostgres();
+    const install = await initInstallation(database);
+    try {
+      const server = await startServerProcess(install, ['--workers', '2']);
+      const workers = childPids(server.child.pid!);
+      expect(workers).toHaveLength(2);
+      const exited = new Promise<number | null>((resolve) => {
+        if (server.child.exitCode !== null) resolve(server.child.exitCode);
+        else server.child.once('exit', (code) => resolve(code));
+      });
+      process.kill(workers[0]!, 'SIGKILL');
+      // The primary notices on its own (no signal sent to it) and stops the other worker.
+      expect(await exited).toBe(1);
+      expect(workers.filter(alive)).toEqual([]);
+      expect(server.stderr()).toContain('stopping the other workers');
+    } finally {
+      await install.cleanup();
+    }
+  });
+});

@@ -27,6 +27,17 @@ export interface StartFlags {
 }
 
 export async function runStart(flags: StartFlags): Promise<void> {
+  try {
+    await start(flags);
+  } catch (error) {
+    // A worker whose start-up failed must exit (the primary then stops the others); the IPC
+    // channel to the primary would otherwise keep it alive after main() reported the error.
+    if (isWorkerProcess()) process.channel?.unref();
+    throw error;
+  }
+}
+
+async function start(flags: StartFlags): Promise<void> {
   const database = databaseFromFlags(flags);
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
