@@ -8,12 +8,20 @@
 // command with it, verify the audit chain, print three lines for the newcomer, then keep
 // serving until Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const devDir = join(root, '.crate-dev');
+// CRATE_DEV_DIR moves the whole installation (tests use a temporary one).
+const devDir = process.env.CRATE_DEV_DIR ?? join(root, '.crate-dev');
 const configDir = join(devDir, 'config');
 const dataDir = join(devDir, 'data');
 const tokenFile = join(devDir, 'owner.token');
@@ -59,11 +67,14 @@ function startServer() {
   const child = spawn(node, [...args, '--port', port], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const log = [];
+  // The server log goes to a file (0600); only its tail is kept here, for a start-up failure.
+  const logStream = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+  let tail = '';
   child.stderr.on('data', (chunk) => {
-    log.push(chunk);
-    writeFileSync(logFile, Buffer.concat(log), { mode: 0o600 });
+    logStream.write(chunk);
+    tail = (tail + chunk).slice(-4096);
   });
+  child.on('exit', () => logStream.end());
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk) => {
@@ -72,7 +83,7 @@ function startServer() {
       if (match) resolve({ child, url: match[1] });
     });
     child.on('exit', (code) => {
-      const text = Buffer.concat(log).toString('utf8');
+      const text = tail;
       const hint = /EADDRINUSE/.test(text)
         ? `port ${port} is in use: stop what holds it, or run CRATE_PORT=8421 npm start`
         : `the server exited with code ${code}:\n${text.split('\n').slice(-8).join('\n')}`;
@@ -138,6 +149,13 @@ say('\nCtrl-C stops the server; data and key stay in .crate-dev/ for the next np
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => server.kill('SIGTERM'));
 }
+// A parent that dies without passing its signal on (npm killed by a supervisor, say) must not
+// leave the server behind holding the embedded database: when this process is re-parented,
+// stop the server too.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart) server.kill('SIGTERM');
+}, 1000).unref();
 server.on('exit', (code, signal) => {
   process.exitCode = signal === 'SIGTERM' || code === 0 ? 0 : (code ?? 1);
 });
