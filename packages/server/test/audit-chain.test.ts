@@ -94,6 +94,42 @@ describeEachDatabase('the audit log in the database', (fresh) => {
     expect(head.seq).toBe(50);
   });
 
+  it('queues eight writers on one chain through the head lock: every entry written, one valid chain', async () => {
+    // Eight processes' writers on one chain: after a lost optimistic round each queues on the
+    // head row's lock instead of retrying, so no writer starves into ERR_AUDIT_UNAVAILABLE.
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const signer = async () => ({ keyId: 'key_shared', privateKey });
+    const writers = Array.from({ length: 8 }, () => new AuditWriter(opened.db, signer));
+    try {
+      const results = await Promise.allSettled(
+        Array.from({ length: 320 }, (_, i) => writers[i % 8]!.append(event('org_a', i + 1))),
+      );
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    } finally {
+      await Promise.all(writers.map((writer) => writer.close()));
+    }
+    const keys = (id: string) => (id === 'key_shared' ? publicKey : undefined);
+    expect(await verifyChain(opened.db, keys, 'org_a')).toEqual({ ok: true, count: 320 });
+  });
+
+  it('refuses only the entries of a chain that cannot be written, not the rest of their batch', async () => {
+    await sql`alter table audit_entries add constraint refuse_one check (chain <> 'org_0bad') not valid`.execute(
+      opened.db,
+    );
+    // The first append is written alone; the next two queue behind it and share one batch,
+    // in which the failing chain sorts first.
+    const first = audit.writer.append(event('org_z', 1));
+    const [bad, good] = await Promise.allSettled([
+      audit.writer.append(event('org_0bad', 1)),
+      audit.writer.append(event('org_a', 1)),
+    ]);
+    await first;
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'ERR_AUDIT_UNAVAILABLE' } });
+    expect(good).toMatchObject({ status: 'fulfilled' });
+    expect(await verifyChain(opened.db, audit.publicKeys, 'org_a')).toEqual({ ok: true, count: 1 });
+    await sql`alter table audit_entries drop constraint refuse_one`.execute(opened.db);
+  });
+
   it('checks the audit key in the append statement and fails closed when the database changed it', async () => {
     const keyring = generateKeyring();
     await ensureAuditKey(opened.db, keyring);

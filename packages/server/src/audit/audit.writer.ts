@@ -8,9 +8,14 @@ import {
   type SignedAuditEntry,
   signAuditHash,
 } from '@crate/crypto-core';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { appendIfHeadIs, type ChainHead, readOrCreateChainHead } from './audit.repository.js';
+import {
+  appendIfHeadIs,
+  type ChainHead,
+  lockChainHead,
+  readOrCreateChainHead,
+} from './audit.repository.js';
 
 /** An entry as routes describe it; the writer assigns seq and links it. */
 export type AuditEvent = Omit<AuditEntryBody, 'seq' | 'time'> & { time?: string };
@@ -41,8 +46,6 @@ export const SYSTEM_CHAIN = 'system';
 // A batch larger than this waits for the next transaction; it bounds how long the chain head
 // stays locked (and so how long another process waits for it).
 const MAX_BATCH = 256;
-// How often one batch may find its chain advanced by another process before giving up.
-const MAX_HEAD_CONFLICTS = 50;
 
 /**
  * Appends audit entries with group commit: while one batch is being written, new entries queue
@@ -56,7 +59,9 @@ const MAX_HEAD_CONFLICTS = 50;
  * advance the head, only if the head is still the one they were linked to. The writer remembers
  * the head it last wrote, so a process that is the only writer of a chain pays that one
  * statement per batch; when another process advanced the chain meanwhile, the statement writes
- * nothing, and the writer re-reads the head, links and signs the entries again, and retries.
+ * nothing, and the writer then takes the head row's lock in a transaction (processes queue on
+ * it in turn, so none starves), links and signs the entries again after the locked head, and
+ * writes them under the lock.
  */
 export class AuditWriter {
   readonly #db: Kysely<Database>;
@@ -100,16 +105,9 @@ export class AuditWriter {
       const batch = this.#queue.splice(0, MAX_BATCH);
       try {
         await this.#commit(batch);
-        for (const pending of batch) pending.resolve();
       } catch (cause) {
-        // A master key that cannot open the audit key keeps its own code and guidance.
-        const error = isFailClosedKeyError(cause)
-          ? cause
-          : new CrateError(
-              'ERR_AUDIT_UNAVAILABLE',
-              'the audit entry could not be written, so the operation was not done',
-              { cause },
-            );
+        // Settled promises ignore this: only entries not yet committed or rejected get it.
+        const error = auditError(cause);
         for (const pending of batch) pending.reject(error);
       }
     }
@@ -128,62 +126,89 @@ export class AuditWriter {
     // across chains, but the order keeps the writes of a batch predictable.
     for (const chain of [...byChain.keys()].sort()) {
       const pending = byChain.get(chain)!;
-      await this.#appendToChain(chain, pending, signer);
-      // Committed: these requests may proceed even if a later chain of the batch fails (their
-      // promises are settled now, so the batch-wide rejection below leaves them alone).
+      try {
+        await this.#appendToChain(chain, pending, signer);
+      } catch (cause) {
+        // One chain's failure (a flood on it, a broken head) refuses only that chain's
+        // requests; the other chains of the batch are still written.
+        const error = auditError(cause);
+        for (const entry of pending) entry.reject(error);
+        continue;
+      }
+      // Committed: these requests may proceed.
       for (const entry of pending) entry.resolve();
     }
   }
 
   async #appendToChain(chain: string, pending: Pending[], first: AuditSigner): Promise<void> {
-    let signer = first;
-    for (let conflicts = 0; ; conflicts++) {
-      const head =
-        this.#heads.get(chain) ??
-        (await readOrCreateChainHead(this.#db, chain, AUDIT_GENESIS_HASH));
-      let seq = head.seq;
-      let prevHash = head.hash;
-      const entries: SignedAuditEntry[] = [];
-      for (const { body: queued } of pending) {
-        seq += 1;
-        const body: AuditEntryBody = { ...queued, seq };
-        const hash = computeAuditHash(prevHash, body);
-        entries.push({
-          body,
-          prevHash,
-          hash,
-          signature: signAuditHash(signer.privateKey, hash),
-          keyId: signer.keyId,
-        });
-        prevHash = hash;
-      }
-      let written = false;
-      try {
-        written = await appendIfHeadIs(
-          this.#db,
-          chain,
-          head,
-          entries,
-          signer.checkActiveInStatement ? signer.keyId : undefined,
-        );
-      } catch (error) {
-        this.#heads.delete(chain);
-        throw error;
-      }
-      if (written) {
-        this.#heads.set(chain, { seq, hash: prevHash });
-        return;
-      }
-      // Another process advanced the chain (or our hint was stale), or the key we signed with
-      // is no longer the active audit key: read the head again, and get a signer whose key
-      // was checked against the database (this fails closed if the database was swapped).
-      this.#heads.delete(chain);
-      if (signer.checkActiveInStatement) signer = await this.#signer();
-      if (conflicts >= MAX_HEAD_CONFLICTS) {
-        throw new Error(`audit chain ${chain} kept moving under ${conflicts} attempts`);
-      }
+    // Optimistic first: one statement against the head this process remembers.
+    const hint =
+      this.#heads.get(chain) ?? (await readOrCreateChainHead(this.#db, chain, AUDIT_GENESIS_HASH));
+    if (await this.#tryAppend(this.#db, chain, hint, pending, first)) return;
+    // The chain moved (another process writes it too) or the cached signer's key is no longer
+    // the active audit key. Retrying optimistically would let a busy neighbour win every round
+    // and starve this process into ERR_AUDIT_UNAVAILABLE; instead queue on the head row's lock,
+    // which Postgres grants in turn, and append under it. The signer is fetched outside the
+    // transaction (on PGlite a query on db inside it would wait forever) and is checked
+    // against the database, so a swapped database fails closed here.
+    const signer = first.checkActiveInStatement ? await this.#signer() : first;
+    const written = await this.#db.transaction().execute(async (trx) => {
+      const head = await lockChainHead(trx, chain, AUDIT_GENESIS_HASH);
+      return this.#tryAppend(trx, chain, head, pending, signer);
+    });
+    if (!written) {
+      throw new Error(`audit chain ${chain} moved while its head row was locked`);
     }
   }
+
+  /** Links and signs the entries after `head` and writes them if the head is still `head`. */
+  async #tryAppend(
+    db: Kysely<Database> | Transaction<Database>,
+    chain: string,
+    head: ChainHead,
+    pending: Pending[],
+    signer: AuditSigner,
+  ): Promise<boolean> {
+    let seq = head.seq;
+    let prevHash = head.hash;
+    const entries: SignedAuditEntry[] = [];
+    for (const { body: queued } of pending) {
+      seq += 1;
+      const body: AuditEntryBody = { ...queued, seq };
+      const hash = computeAuditHash(prevHash, body);
+      entries.push({
+        body,
+        prevHash,
+        hash,
+        signature: signAuditHash(signer.privateKey, hash),
+        keyId: signer.keyId,
+      });
+      prevHash = hash;
+    }
+    this.#heads.delete(chain);
+    const written = await appendIfHeadIs(
+      db,
+      chain,
+      head,
+      entries,
+      signer.checkActiveInStatement ? signer.keyId : undefined,
+    );
+    // Inside a transaction the head is remembered only once it commits (the caller's next
+    // batch re-reads it otherwise: a rolled-back hint would only cost one optimistic miss).
+    if (written) this.#heads.set(chain, { seq, hash: prevHash });
+    return written;
+  }
+}
+
+function auditError(cause: unknown): CrateError {
+  // A master key that cannot open the audit key keeps its own code and guidance.
+  return isFailClosedKeyError(cause)
+    ? cause
+    : new CrateError(
+        'ERR_AUDIT_UNAVAILABLE',
+        'the audit entry could not be written, so the operation was not done',
+        { cause },
+      );
 }
 
 function isFailClosedKeyError(error: unknown): error is CrateError {
