@@ -187,18 +187,25 @@ export class KeyService {
     keyId: string,
   ): Promise<{ keyId: string; privateKey: KeyObject }> {
     this.#assertUnsealed();
+    const gone = new Error('signing key no longer usable');
     const readRow = async () => {
       const row = await findOrgKey(this.#db, orgId, keyId);
-      if (row?.kind !== 'signing' || row.wrapped_private_key === null) {
-        throw new CrateError('ERR_INTERNAL', `organization ${orgId} has no signing key ${keyId}`);
-      }
+      if (row?.kind !== 'signing' || row.wrapped_private_key === null) throw gone;
       this.#signingKeyOrgs.set(keyId, orgId);
       return row.wrapped_private_key;
     };
-    // The private key cache is keyed by key id alone: serve it only for the org that owns the
-    // id (a row's org never changes); an id not yet seen for this org is checked in the table.
-    const wrapped = this.#signingKeyOrgs.get(keyId) === orgId ? readRow : await readRow();
-    return { keyId, privateKey: await this.#privateKey(orgId, keyId, 'signing', wrapped) };
+    try {
+      // The private key cache is keyed by key id alone: serve it only for the org that owns the
+      // id (a row's org never changes); an id not yet seen for this org is checked in the table.
+      const wrapped = this.#signingKeyOrgs.get(keyId) === orgId ? readRow : await readRow();
+      return { keyId, privateKey: await this.#privateKey(orgId, keyId, 'signing', wrapped) };
+    } catch (error) {
+      if (error !== gone) throw error;
+      // A key rotation committed between the caller's read and this one and destroyed the key
+      // (or the id was never this org's signing key): sign with the key active now. The bundle
+      // names its key id, and a CLI meeting a new one refetches the keys and follows the vouch.
+      return this.activeSigningKey(orgId);
+    }
   }
 
   /**
