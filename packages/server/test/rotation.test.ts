@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, copyFile, readFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseMasterKeyFile } from '@crate/crypto-core';
+import { parseMasterKeyFile, serializeMasterKeyFile } from '@crate/crypto-core';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDatabase } from '../src/db/database.js';
@@ -620,6 +620,17 @@ describePostgres('master key rotation beside a running server', () => {
       /crate-server start \(pid \d+ on [^,]+, versions 1\) runs without master key version 2/,
     );
     expect(early.stderr).toContain('ERR_CONFLICT');
+    // So could it not open a new org DEK or new org key pairs wrapped under version 2.
+    for (const command of [
+      ['keys', 'rotate-org', install.orgId],
+      ['keys', 'rotate-sealing', install.orgId],
+    ]) {
+      const refused = await runCli([...command, ...db, ...keyFile]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /runs without master key version 2 and could not open the new/,
+      );
+    }
     await stale.stop();
     // Every server restarts with the two-version key file before the rotation (operations.md).
     server = await startServerProcess(install);
@@ -635,6 +646,21 @@ describePostgres('master key rotation beside a running server', () => {
       '1',
       '--json',
     ]);
+    // A server whose key file holds version 2 but still has 1 active would wrap new keys under
+    // 1 after the retirement counted none: retiring is refused while it runs.
+    const lagFile = join(install.configDir, 'master-active-v1.key');
+    const both = parseMasterKeyFile(await readFile(install.masterKeyFile));
+    const lagRing = both.withActive(1);
+    await writeFile(lagFile, serializeMasterKeyFile(lagRing), { mode: 0o400 });
+    both.destroy();
+    lagRing.destroy();
+    const lagging = await startServerProcess({ ...install, masterKeyFile: lagFile });
+    const earlyRetire = await runCli(['keys', 'retire-master-version', '1', ...db, ...keyFile]);
+    await lagging.stop();
+    expect(earlyRetire.code).toBe(1);
+    expect(earlyRetire.stderr).toMatch(
+      /versions 1, 2\) still wraps new keys under master key version 1/,
+    );
     const retired = await runCli(['keys', 'retire-master-version', '1', ...db, ...keyFile]);
     // A new org made during the load is wrapped under version 2 already.
     const other = await api(server.url, 'POST', '/v1/organizations', {

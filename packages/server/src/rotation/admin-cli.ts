@@ -18,7 +18,7 @@ import type { Database } from '../db/schema.js';
 import { KeyService } from '../keys/key.service.js';
 import { UnsealState } from '../keys/unseal-state.js';
 import { openDatabase } from '../server.js';
-import { liveHoldersLacking } from './master-key-holders.js';
+import { describeHolders, liveHoldersActiveOn, liveHoldersLacking } from './master-key-holders.js';
 import {
   assertKeyringHoldsReferencedVersions,
   describeReferences,
@@ -201,21 +201,7 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
     );
     try {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
-      // On PGlite the data-dir lock already proved that no server runs.
-      const lacking =
-        opened.engine === 'postgres'
-          ? await liveHoldersLacking(opened.db, keyring.activeVersion)
-          : [];
-      if (lacking.length > 0) {
-        const who = lacking
-          .map((h) => `${h.command} (pid ${h.pid} on ${h.host}, versions ${h.versions.join(', ')})`)
-          .join('; ');
-        throw new CrateError(
-          'ERR_CONFLICT',
-          `${who} ${lacking.length === 1 ? 'runs' : 'run'} without master key version ${keyring.activeVersion} and could not open ` +
-            'what this rotation re-wraps: restart every server with the key file that holds it, then run this again',
-        );
-      }
+      await refuseWhileServersLack(opened, keyring.activeVersion, 'what this rotation re-wraps');
       const bar = progressBar('re-wrapping under the master key');
       const report = await audited(
         opened.db,
@@ -242,6 +228,26 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
   } finally {
     keyring.destroy();
   }
+}
+
+/**
+ * Refuses while a live server sharing this Postgres lacks master key `version`: it could not open
+ * the keys this command wraps under that version, and would fail closed for the orgs concerned
+ * at its next cache miss. On PGlite the data-dir lock already proved that no server runs.
+ */
+export async function refuseWhileServersLack(
+  opened: OpenDatabase,
+  version: number,
+  what: string,
+): Promise<void> {
+  if (opened.engine !== 'postgres') return;
+  const lacking = await liveHoldersLacking(opened.db, version);
+  if (lacking.length === 0) return;
+  throw new CrateError(
+    'ERR_CONFLICT',
+    `${describeHolders(lacking)} ${lacking.length === 1 ? 'runs' : 'run'} without master key version ${version} and could not open ` +
+      `${what}: restart every server with the key file that holds it, then run this again`,
+  );
 }
 
 export async function runRetireMasterVersion(versionText: string, flags: DatabaseFlags) {
@@ -274,6 +280,17 @@ export async function runRetireMasterVersion(versionText: string, flags: Databas
       'Stop the server, run this, start it again (with Postgres it runs beside servers)',
     );
     try {
+      // A server still wrapping new keys under this version would write records the retired
+      // key file cannot open, after the count below said there were none.
+      const activeOnIt =
+        opened.engine === 'postgres' ? await liveHoldersActiveOn(opened.db, version) : [];
+      if (activeOnIt.length > 0) {
+        throw new CrateError(
+          'ERR_CONFLICT',
+          `${describeHolders(activeOnIt)} still ${activeOnIt.length === 1 ? 'wraps' : 'wrap'} new keys under master key version ${version}: ` +
+            'restart every server with the key file whose active version is the new one, run `crate-server keys rotate-master` again, then retire',
+        );
+      }
       const refs = (await masterKeyReferences(opened.db)).find((r) => r.version === version);
       if (refs && refs.total > 0) {
         throw new CrateError(
@@ -341,6 +358,7 @@ export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<v
     );
     try {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
+      await refuseWhileServersLack(opened, keyring.activeVersion, 'the new org DEK');
       const orgId = await resolveOrg(opened.db, org);
       const bar = progressBar(`re-wrapping the secrets of ${orgId}`);
       const report = await audited(

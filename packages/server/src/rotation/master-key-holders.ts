@@ -63,9 +63,31 @@ export function registerMasterKeyHolder(
 }
 
 /** Live servers (heartbeat within LIVE_SECONDS) that do not hold master key `version`. */
-export async function liveHoldersLacking(
+export function liveHoldersLacking(
   db: Kysely<Database>,
   version: number,
+): Promise<MasterKeyHolder[]> {
+  return liveHolders(db, sql`not (${version}::int = any(versions))`);
+}
+
+/** Live servers whose active master key version (the one they wrap new keys under) is `version`. */
+export function liveHoldersActiveOn(
+  db: Kysely<Database>,
+  version: number,
+): Promise<MasterKeyHolder[]> {
+  return liveHolders(db, sql`active_version = ${version}`);
+}
+
+/** How a list of servers reads in a refusal: command, pid, host and versions of each. */
+export function describeHolders(holders: MasterKeyHolder[]): string {
+  return holders
+    .map((h) => `${h.command} (pid ${h.pid} on ${h.host}, versions ${h.versions.join(', ')})`)
+    .join('; ');
+}
+
+async function liveHolders(
+  db: Kysely<Database>,
+  condition: ReturnType<typeof sql>,
 ): Promise<MasterKeyHolder[]> {
   const { rows } = await sql<{
     host: string;
@@ -78,7 +100,7 @@ export async function liveHoldersLacking(
     select host, pid, command, versions, active_version, heartbeat_at
       from master_key_holders
      where heartbeat_at > now() - make_interval(secs => ${LIVE_SECONDS})
-       and not (${version}::int = any(versions))
+       and ${condition}
      order by started_at`.execute(db);
   return rows.map((row) => ({
     host: row.host,
