@@ -631,6 +631,18 @@ describePostgres('master key rotation beside a running server', () => {
         /runs without master key version 2 and could not open the new/,
       );
     }
+    // And a server that holds version 2 refuses the same rotations through its API.
+    const current = await startServerProcess(install);
+    for (const path of ['keys/dek/rotate', 'keys/sealing/rotate']) {
+      const refused = await api(current.url, 'POST', `/v1/organization/${install.orgId}/${path}`, {
+        token: install.ownerToken,
+        body: {},
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe('ERR_CONFLICT');
+      expect(refused.body.error.message).toMatch(/runs without master key version 2/);
+    }
+    await current.stop();
     await stale.stop();
     // Every server restarts with the two-version key file before the rotation (operations.md).
     server = await startServerProcess(install);

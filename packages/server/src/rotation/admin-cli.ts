@@ -18,7 +18,11 @@ import type { Database } from '../db/schema.js';
 import { KeyService } from '../keys/key.service.js';
 import { UnsealState } from '../keys/unseal-state.js';
 import { openDatabase } from '../server.js';
-import { describeHolders, liveHoldersActiveOn, liveHoldersLacking } from './master-key-holders.js';
+import {
+  describeHolders,
+  liveHoldersActiveOn,
+  refuseWhileHoldersLack,
+} from './master-key-holders.js';
 import {
   assertKeyringHoldsReferencedVersions,
   describeReferences,
@@ -230,24 +234,13 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
   }
 }
 
-/**
- * Refuses while a live server sharing this Postgres lacks master key `version`: it could not open
- * the keys this command wraps under that version, and would fail closed for the orgs concerned
- * at its next cache miss. On PGlite the data-dir lock already proved that no server runs.
- */
-export async function refuseWhileServersLack(
+/** Refuses while a live server sharing this Postgres lacks `version` (see master-key-holders.ts). */
+export function refuseWhileServersLack(
   opened: OpenDatabase,
   version: number,
   what: string,
 ): Promise<void> {
-  if (opened.engine !== 'postgres') return;
-  const lacking = await liveHoldersLacking(opened.db, version);
-  if (lacking.length === 0) return;
-  throw new CrateError(
-    'ERR_CONFLICT',
-    `${describeHolders(lacking)} ${lacking.length === 1 ? 'runs' : 'run'} without master key version ${version} and could not open ` +
-      `${what}: restart every server with the key file that holds it, then run this again`,
-  );
+  return refuseWhileHoldersLack(opened.db, opened.engine, version, what);
 }
 
 export async function runRetireMasterVersion(versionText: string, flags: DatabaseFlags) {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Keyring } from '@crate/crypto-core';
+import { CrateError } from '@crate/crypto-core';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.js';
 
@@ -83,6 +84,27 @@ export function describeHolders(holders: MasterKeyHolder[]): string {
   return holders
     .map((h) => `${h.command} (pid ${h.pid} on ${h.host}, versions ${h.versions.join(', ')})`)
     .join('; ');
+}
+
+/**
+ * Refuses (ERR_CONFLICT) while a live server sharing this Postgres lacks master key `version`:
+ * it could not open `what` once wrapped under that version, and would fail closed for the orgs
+ * concerned at its next cache miss. On PGlite no other process can share the database.
+ */
+export async function refuseWhileHoldersLack(
+  db: Kysely<Database>,
+  engine: 'pglite' | 'postgres',
+  version: number,
+  what: string,
+): Promise<void> {
+  if (engine !== 'postgres') return;
+  const lacking = await liveHoldersLacking(db, version);
+  if (lacking.length === 0) return;
+  throw new CrateError(
+    'ERR_CONFLICT',
+    `${describeHolders(lacking)} ${lacking.length === 1 ? 'runs' : 'run'} without master key version ${version} and could not open ` +
+      `${what}: restart every server with the key file that holds it, then run this again`,
+  );
 }
 
 async function liveHolders(

@@ -1,6 +1,6 @@
 import { CrateError } from '@crate/crypto-core';
 import type { AppContext } from '../http/context.js';
-import { registerMasterKeyHolder } from './master-key-holders.js';
+import { refuseWhileHoldersLack, registerMasterKeyHolder } from './master-key-holders.js';
 import { masterVersionsPastSoftLimit, orgsPastSoftLimit } from './nonce-budget.js';
 import { type RotationReport, rotateOrgDek } from './org-dek-rotation.js';
 import { findLatestRotation, type RotationRow } from './rotation.repository.js';
@@ -68,6 +68,12 @@ export class RotationRunner {
       throw new CrateError('ERR_DATABASE_UNAVAILABLE', 'the server is shutting down');
     }
     if (!this.#jobs.has(orgId)) {
+      await refuseWhileHoldersLack(
+        this.#ctx.db,
+        this.#ctx.engine,
+        this.#ctx.keys.keyring.activeVersion,
+        'the new org DEK',
+      );
       let began = false;
       let started!: () => void;
       const ready = new Promise<void>((resolve) => {
