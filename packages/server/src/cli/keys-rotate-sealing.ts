@@ -1,11 +1,7 @@
 import { DEFAULT_KEY_CACHE_POLICY, KeyService } from '../keys/key.service.js';
 import { UnsealState } from '../keys/unseal-state.js';
-import {
-  audited,
-  openForAdmin,
-  refuseWhileServersLack,
-  resolveOrg,
-} from '../rotation/admin-cli.js';
+import { audited, openForAdmin, resolveOrg } from '../rotation/admin-cli.js';
+import { refuseWhileHoldersLack } from '../rotation/master-key-holders.js';
 import { rotateOrgKeys } from '../sealing-rotation/sealing-rotation.service.js';
 import { databaseFromFlags } from './database-option.js';
 import { loadMasterKey } from './master-key-option.js';
@@ -36,7 +32,12 @@ export async function runRotateSealing(org: string, flags: RotateSealingFlags): 
         `POST /v1/organization/${org}/keys/sealing/rotate with an admin or owner token (docs/operations.md)`,
     );
     try {
-      await refuseWhileServersLack(opened, keyring.activeVersion, 'the new org key pairs');
+      await refuseWhileHoldersLack(
+        opened.db,
+        opened.engine,
+        keyring.activeVersion,
+        'the new org key pairs',
+      );
       const orgId = await resolveOrg(opened.db, org);
       const rotation = await audited(
         opened.db,

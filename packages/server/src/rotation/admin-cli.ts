@@ -205,7 +205,12 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
     );
     try {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
-      await refuseWhileServersLack(opened, keyring.activeVersion, 'what this rotation re-wraps');
+      await refuseWhileHoldersLack(
+        opened.db,
+        opened.engine,
+        keyring.activeVersion,
+        'what this rotation re-wraps',
+      );
       const bar = progressBar('re-wrapping under the master key');
       const report = await audited(
         opened.db,
@@ -232,15 +237,6 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
   } finally {
     keyring.destroy();
   }
-}
-
-/** Refuses while a live server sharing this Postgres lacks `version` (see master-key-holders.ts). */
-export function refuseWhileServersLack(
-  opened: OpenDatabase,
-  version: number,
-  what: string,
-): Promise<void> {
-  return refuseWhileHoldersLack(opened.db, opened.engine, version, what);
 }
 
 export async function runRetireMasterVersion(versionText: string, flags: DatabaseFlags) {
@@ -351,7 +347,12 @@ export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<v
     );
     try {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
-      await refuseWhileServersLack(opened, keyring.activeVersion, 'the new org DEK');
+      await refuseWhileHoldersLack(
+        opened.db,
+        opened.engine,
+        keyring.activeVersion,
+        'the new org DEK',
+      );
       const orgId = await resolveOrg(opened.db, org);
       const bar = progressBar(`re-wrapping the secrets of ${orgId}`);
       const report = await audited(
