@@ -14,7 +14,7 @@ import {
 } from '@crate/crypto-core';
 import type { Kysely } from 'kysely';
 import type { AuditSigner } from '../audit/audit.writer.js';
-import type { Database, KeyStatus } from '../db/schema.js';
+import type { Database, KeyStatus, OrgKey } from '../db/schema.js';
 import { KeyCache } from './key-cache.js';
 import {
   findActiveAuditKey,
@@ -153,11 +153,21 @@ export class KeyService {
     this.#deks.delete(orgId);
   }
 
-  /** The org's sealing private key by id (active or retired), or undefined if unknown/destroyed. */
-  async sealingKey(orgId: string, keyId: string): Promise<SealingKey | undefined> {
+  /**
+   * The org's sealing private key by id (active or retired), or undefined if unknown/destroyed.
+   * A caller that has just read the key's row (to check its status) passes it, saving a query.
+   */
+  async sealingKey(orgId: string, keyId: string, row?: OrgKey): Promise<SealingKey | undefined> {
     this.#assertUnsealed();
-    const row = await findOrgKey(this.#db, orgId, keyId);
-    if (row?.kind !== 'sealing' || row.wrapped_private_key === null) return undefined;
+    row ??= await findOrgKey(this.#db, orgId, keyId);
+    if (
+      row?.kind !== 'sealing' ||
+      row.id !== keyId ||
+      row.org_id !== orgId ||
+      row.wrapped_private_key === null
+    ) {
+      return undefined;
+    }
     const privateKey = await this.#privateKey(orgId, row.id, 'sealing', row.wrapped_private_key);
     return { keyId: row.id, status: row.status, privateKey };
   }

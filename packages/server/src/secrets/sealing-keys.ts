@@ -43,7 +43,7 @@ export async function sealingKeyFor(
   } else if (row.status !== 'active') {
     throw stale(kid);
   }
-  const key = await ctx.keys.sealingKey(orgId, kid);
+  const key = await ctx.keys.sealingKey(orgId, kid, row);
   if (!key) throw stale(kid);
   return key.privateKey;
 }
