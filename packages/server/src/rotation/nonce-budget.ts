@@ -1,4 +1,3 @@
-import { CrateError } from '@crate/crypto-core';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.js';
 
@@ -17,13 +16,9 @@ import type { Database } from '../db/schema.js';
  *
  * Org DEK versions count secret DEK wraps (one per secret version written, one per re-wrap
  * into the version); master key versions count org DEK and private key wraps. The limits can
- * be lowered for tests with a row in key_budget_limits.
+ * be lowered for tests with a row in key_budget_limits. The trigger raises SQLSTATE CR001,
+ * which http/errors.ts maps to ERR_NONCE_BUDGET_EXHAUSTED.
  */
-export const DEFAULT_SOFT_LIMIT = 2 ** 30;
-export const DEFAULT_HARD_LIMIT = 2 ** 31;
-
-/** SQLSTATE the budget trigger raises; mapped to ERR_NONCE_BUDGET_EXHAUSTED. */
-export const BUDGET_EXHAUSTED_SQLSTATE = 'CR001';
 
 export interface KeyVersionUsage {
   kind: 'org-dek' | 'master-key';
@@ -34,20 +29,6 @@ export interface KeyVersionUsage {
   hardLimit: number;
   /** True for the org's active DEK / the master key version currently in use most. */
   active: boolean;
-}
-
-/** The database's error for an exhausted budget, as a CrateError; anything else unchanged. */
-export function budgetError(error: unknown): unknown {
-  const e = error as { code?: unknown; message?: unknown } | null;
-  if (e && e.code === BUDGET_EXHAUSTED_SQLSTATE) {
-    return new CrateError(
-      'ERR_NONCE_BUDGET_EXHAUSTED',
-      'this key version has reached its encryption limit; an administrator must rotate it ' +
-        '(`crate org rotate-key`, or `crate-server keys rotate-master` for the master key)',
-      { cause: error },
-    );
-  }
-  return error;
 }
 
 /** Usage of every key version still in use (org DEKs not destroyed; master versions referenced). */

@@ -34,7 +34,6 @@ export interface RotationStatus {
 
 interface Job {
   promise: Promise<RotationReport | undefined>;
-  error?: { code: string; message: string };
 }
 
 type Logger = {
