@@ -61,8 +61,11 @@ export async function main(argv: string[]): Promise<void> {
 
   registerKeyBackupCommands(program);
   registerArchiveCommands(program);
-  registerRotateSealingCommand(keysCommandGroup(program));
-  registerRotationCommands(keysCommandGroup(program));
+  const keys = program
+    .command('keys')
+    .description("rotate and manage the master key and organizations' keys");
+  registerRotateSealingCommand(keys);
+  registerRotationCommands(keys);
 
   try {
     await program.parseAsync(argv);
@@ -149,13 +152,9 @@ function registerKeyBackupCommands(program: Command): void {
     .action(async (file, flags) => (await load()).runRestore(file, flags));
 }
 
-/** The `keys` group: created by whichever registration comes first. */
-function keysCommandGroup(program: Command): Command {
-  return (
-    program.commands.find((command) => command.name() === 'keys') ??
-    program.command('keys').description("rotate and manage the master key and organizations' keys")
-  );
-}
+const DATABASE_DIR_HELP =
+  'embedded database directory (unless --database-url / DATABASE_URL); no server may hold it';
+const BATCH_SIZE_HELP = 'secrets (or keys) per batch, one transaction each (default 500)';
 
 /** `crate-server keys rotate-sealing ORG`: new org sealing + signing keys, vouched for. */
 function registerRotateSealingCommand(keys: Command): void {
@@ -165,10 +164,7 @@ function registerRotateSealingCommand(keys: Command): void {
       'new sealing and signing key pairs for an org, vouched for by the old signing key; the old sealing key opens seals for 7 more days',
     )
     .argument('<org>', 'organization id (or its name, if unique)')
-    .option(
-      '--data-dir <dir>',
-      'embedded database directory (unless --database-url / DATABASE_URL); no server may hold it',
-    )
+    .option('--data-dir <dir>', DATABASE_DIR_HELP)
     .option('--database-url <url>', 'Postgres connection string')
     .option('--master-key-file <file>', MASTER_KEY_FILE_HELP)
     .option('--json', 'print the result as JSON')
@@ -176,10 +172,6 @@ function registerRotateSealingCommand(keys: Command): void {
       (await import('./keys-rotate-sealing.js')).runRotateSealing(org, flags),
     );
 }
-
-const DATABASE_DIR_HELP =
-  'embedded database directory (unless --database-url / DATABASE_URL); no server may hold it';
-const BATCH_SIZE_HELP = 'secrets (or keys) per batch, one transaction each (default 500)';
 
 /** `crate-server keys …` for master key versions and rotations and org DEK rotation (src/rotation/). */
 function registerRotationCommands(keys: Command): void {
