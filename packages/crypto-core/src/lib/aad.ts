@@ -13,15 +13,12 @@ export type LengthPrefixedValue = string | number;
 
 // A lone surrogate cannot be represented in UTF-8: Buffer.from would silently replace it with
 // U+FFFD, and two different strings would then encode alike. String.prototype.isWellFormed
-// (ES2024) answers exactly "no lone surrogate"; the /u expression is the fallback (in a /u
-// expression a well-formed surrogate pair is one code point, so only a lone one matches).
-const LONE_SURROGATE = /\p{Surrogate}/u;
-const nativeIsWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+// (ES2024; every Node this project supports has it, engines >= 22) answers exactly "no lone
+// surrogate". The TypeScript lib here is ES2023, hence the cast.
+const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed: () => boolean })
+  .isWellFormed;
 
-export const isWellFormedString: (value: string) => boolean =
-  typeof nativeIsWellFormed === 'function'
-    ? (value) => nativeIsWellFormed.call(value)
-    : (value) => !LONE_SURROGATE.test(value);
+export const isWellFormedString = (value: string): boolean => nativeIsWellFormed.call(value);
 
 /** Renders one value for lp(): strings as-is (checked), non-negative safe integers in base 10. */
 function renderPart(value: LengthPrefixedValue, label: string): string {
