@@ -3,10 +3,6 @@ import type { Database, Token, TokenAccess } from '../db/schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-export function findTokenById(db: Db, id: string): Promise<Token | undefined> {
-  return db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
-}
-
 /** The token and, for a personal token, its user's email (null if the user is gone): one query. */
 export function findTokenWithUser(
   db: Db,
