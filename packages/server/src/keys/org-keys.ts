@@ -21,17 +21,15 @@ import {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** The rows a new org needs: DEK v1, an RSA-3072 sealing pair and an Ed25519 signing pair. */
-export interface OrgKeyRows {
-  dek: Insertable<OrgDeksTable>;
-  sealing: Insertable<OrgKeysTable>;
-  signing: Insertable<OrgKeysTable>;
-}
-
 /** An org's two key pairs as rows: an RSA-3072 sealing pair and an Ed25519 signing pair. */
 export interface OrgKeyPairRows {
   sealing: Insertable<OrgKeysTable>;
   signing: Insertable<OrgKeysTable>;
+}
+
+/** The rows a new org needs: DEK v1 and its two key pairs. */
+export interface OrgKeyRows extends OrgKeyPairRows {
+  dek: Insertable<OrgDeksTable>;
 }
 
 /**
