@@ -70,6 +70,10 @@ interface CachedDeks {
   versions: Map<number, Buffer>;
 }
 
+// signingKeyById's internal signal (never leaves it): the key read with the values is not a
+// usable signing key of the org any more. One instance, so the hot path builds no Error.
+const SIGNING_KEY_GONE = new Error('signing key no longer usable');
+
 export class KeyService {
   readonly #db: Kysely<Database>;
   readonly #keyring: Keyring;
@@ -197,10 +201,9 @@ export class KeyService {
     keyId: string,
   ): Promise<{ keyId: string; privateKey: KeyObject }> {
     this.#assertUnsealed();
-    const gone = new Error('signing key no longer usable');
     const readRow = async () => {
       const row = await findOrgKey(this.#db, orgId, keyId);
-      if (row?.kind !== 'signing' || row.wrapped_private_key === null) throw gone;
+      if (row?.kind !== 'signing' || row.wrapped_private_key === null) throw SIGNING_KEY_GONE;
       this.#signingKeyOrgs.set(keyId, orgId);
       return row.wrapped_private_key;
     };
@@ -210,7 +213,7 @@ export class KeyService {
       const wrapped = this.#signingKeyOrgs.get(keyId) === orgId ? readRow : await readRow();
       return { keyId, privateKey: await this.#privateKey(orgId, keyId, 'signing', wrapped) };
     } catch (error) {
-      if (error !== gone) throw error;
+      if (error !== SIGNING_KEY_GONE) throw error;
       // A key rotation committed between the caller's read and this one and destroyed the key
       // (or the id was never this org's signing key): sign with the key active now. The bundle
       // names its key id, and a CLI meeting a new one refetches the keys and follows the vouch.
