@@ -174,8 +174,8 @@ export class KnownKeys {
    * them; a vouched rotation re-pins them. See `assess` for the rules.
    */
   async check(server: string, orgId: string, answer: PublicKeyAnswer): Promise<PinOutcome> {
-    const outcome = await this.assess(server, orgId, answer);
     const pinned = await this.get(server, orgId);
+    const outcome = this.#compare(server, orgId, answer, pinned);
     const unchanged =
       pinned !== undefined &&
       pinned.sealing.keyId === outcome.keys.sealing.keyId &&
@@ -193,8 +193,17 @@ export class KnownKeys {
    * otherwise ERR_SEALING_KEY_CHANGED, saying what changed and what to do.
    */
   async assess(server: string, orgId: string, answer: PublicKeyAnswer): Promise<PinOutcome> {
+    return this.#compare(server, orgId, answer, await this.get(server, orgId));
+  }
+
+  /** `assess` against a pin the caller has read (so `check` reads the file once). */
+  #compare(
+    server: string,
+    orgId: string,
+    answer: PublicKeyAnswer,
+    pinned: PinnedOrgKeys | undefined,
+  ): PinOutcome {
     const keys = parsePublicKeyAnswer(answer);
-    const pinned = await this.get(server, orgId);
     if (!pinned) return { kind: 'first-use', keys };
     const sameSealing = pinned.sealing.fingerprint === keys.sealing.fingerprint;
     const sameSigning = pinned.signing.fingerprint === keys.signing.fingerprint;
