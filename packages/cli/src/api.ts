@@ -176,3 +176,59 @@ export function auditVerify(
 ): Promise<{ ok: boolean; count: number; firstBroken?: unknown }> {
   return client.request('GET', `${org(orgId)}/audit/verify`);
 }
+
+/** An org key rotation as the server reports it (docs/protocol.md, "Org key rotation"). */
+export interface OrgKeyRotation {
+  org: string;
+  rotation: number;
+  sealingKey: { keyId: string; fingerprint: string };
+  signingKey: { keyId: string; fingerprint: string };
+  retired: { sealingKeyId: string; opensSealsUntil: string; signingKeyId: string };
+  vouch: { signingKeyId: string; signature: string };
+}
+
+export function rotateOrgKeys(client: ApiClient, orgId: string): Promise<OrgKeyRotation> {
+  return client.request('POST', `${org(orgId)}/keys/sealing/rotate`);
+}
+
+/** An org DEK rotation as the server reports it (docs/protocol.md, "Org DEK rotation"). */
+export interface DekRotation {
+  rotationId: string;
+  orgId: string;
+  status: 'running' | 'done';
+  active: boolean;
+  stalled: boolean;
+  fromVersions: number[];
+  toVersion: number;
+  pass: number;
+  rewrapped: number;
+  total: number;
+  batches: number;
+  owner: string | null;
+  heartbeatAt: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error?: { code: string; message: string };
+}
+
+/** Starts (or resumes) the org's DEK rotation; answers once the new version is active. */
+export async function rotateDek(
+  client: ApiClient,
+  orgId: string,
+  body: { batchSize?: number },
+): Promise<DekRotation> {
+  const answer = await client.request<{ rotation: DekRotation }>(
+    'POST',
+    `${org(orgId)}/keys/dek/rotate`,
+    { body },
+  );
+  return answer.rotation;
+}
+
+export async function dekRotation(client: ApiClient, orgId: string): Promise<DekRotation> {
+  const answer = await client.request<{ rotation: DekRotation }>(
+    'GET',
+    `${org(orgId)}/keys/dek/rotation`,
+  );
+  return answer.rotation;
+}

@@ -1,18 +1,9 @@
+import * as api from '../api.js';
 import type { CommandContext } from '../context.js';
 import { confirmOrRefuse } from '../prompt.js';
 
 export interface RotateOptions {
   yes?: boolean;
-}
-
-/** The server's answer (docs/protocol.md, "Org key rotation"). */
-interface OrgKeyRotation {
-  org: string;
-  rotation: number;
-  sealingKey: { keyId: string; fingerprint: string };
-  signingKey: { keyId: string; fingerprint: string };
-  retired: { sealingKeyId: string; opensSealsUntil: string; signingKeyId: string };
-  vouch: { signingKeyId: string; signature: string };
 }
 
 /**
@@ -31,10 +22,7 @@ export async function run(
     options.yes,
     `Rotate the sealing and signing keys of org ${org}? Users' CLIs follow through the vouch.`,
   );
-  const rotation = await client.request<OrgKeyRotation>(
-    'POST',
-    `/v1/organization/${encodeURIComponent(org)}/keys/sealing/rotate`,
-  );
+  const rotation = await api.rotateOrgKeys(client, org);
   const keys = await ctx.refreshOrgKeys();
   if (ctx.flags.json) {
     ctx.out.printJson(rotation);

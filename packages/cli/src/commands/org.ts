@@ -1,6 +1,6 @@
 import { CrateError } from '@crate/crypto-core';
+import * as api from '../api.js';
 import type { CommandContext } from '../context.js';
-import type { ApiClient } from '../http/client.js';
 
 /** `crate org rotate-key`: rotate the org's DEK through the server's admin API (owners only). */
 
@@ -12,39 +12,7 @@ export interface OrgRotateKeyOptions {
   status?: boolean;
 }
 
-/** The rotation as the server reports it (docs/protocol.md, "Key rotation"). */
-export interface DekRotation {
-  rotationId: string;
-  orgId: string;
-  status: 'running' | 'done';
-  active: boolean;
-  stalled: boolean;
-  fromVersions: number[];
-  toVersion: number;
-  pass: number;
-  rewrapped: number;
-  total: number;
-  batches: number;
-  owner: string | null;
-  heartbeatAt: string | null;
-  startedAt: string;
-  finishedAt: string | null;
-  error?: { code: string; message: string };
-}
-
 const POLL_MS = 500;
-
-function rotationPath(org: string, tail: string): string {
-  return `/v1/organization/${encodeURIComponent(org)}/keys/dek/${tail}`;
-}
-
-async function fetchRotation(client: ApiClient, org: string): Promise<DekRotation> {
-  const answer = await client.request<{ rotation: DekRotation }>(
-    'GET',
-    rotationPath(org, 'rotation'),
-  );
-  return answer.rotation;
-}
 
 export async function run(
   ctx: CommandContext,
@@ -59,18 +27,11 @@ export async function run(
     }
   }
   const [client, org] = await Promise.all([ctx.client(), ctx.orgId()]);
-  let rotation: DekRotation;
+  let rotation: api.DekRotation;
   if (options.status) {
-    rotation = await fetchRotation(client, org);
+    rotation = await api.dekRotation(client, org);
   } else {
-    const started = await client.request<{ rotation: DekRotation }>(
-      'POST',
-      rotationPath(org, 'rotate'),
-      {
-        body: batchSize === undefined ? {} : { batchSize },
-      },
-    );
-    rotation = started.rotation;
+    rotation = await api.rotateDek(client, org, batchSize === undefined ? {} : { batchSize });
     if (!ctx.flags.json) {
       ctx.out.info(
         `Org ${org}: DEK version ${rotation.toVersion} is active for new writes; re-wrapping the secret DEKs under it.`,
@@ -87,14 +48,10 @@ export async function run(
       }
       if (rotation.stalled) {
         // Nobody runs it any more (its process stopped or died): ask the server to resume it.
-        rotation = (
-          await client.request<{ rotation: DekRotation }>('POST', rotationPath(org, 'rotate'), {
-            body: {},
-          })
-        ).rotation;
+        rotation = await api.rotateDek(client, org, {});
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      rotation = await fetchRotation(client, org);
+      rotation = await api.dekRotation(client, org);
     }
     if (tty) ctx.io.stderr.write('\r\u001b[K');
   }
