@@ -12,6 +12,7 @@ import {
 } from '@crate/crypto-core';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { PublicKeyAnswer } from '../src/secrets/secrets.service.js';
 import { adminQuery, describeEachDatabase } from './harness/database.js';
 import { openMigrated } from './harness/in-process.js';
 import {
@@ -23,23 +24,6 @@ import {
   type ServerProcess,
   startServerProcess,
 } from './harness/server.js';
-
-interface PublicKeyAnswer {
-  keyId: string;
-  spki: string;
-  fingerprint: string;
-  signingKey: { keyId: string; spki: string; fingerprint: string };
-  vouch?: { signingKeyId: string; signature: string };
-  vouchChain?: {
-    signedBy: string;
-    sealingKeyId: string;
-    sealingFingerprint: string;
-    signingKeyId: string;
-    signingSpki: string;
-    signingFingerprint: string;
-    signature: string;
-  }[];
-}
 
 interface KeyRow {
   id: string;
