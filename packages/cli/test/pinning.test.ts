@@ -7,9 +7,7 @@ import {
   generateSealingKeyPair,
   generateSigningKeyPair,
   importSigningPrivateKey,
-  keyVouchBytes,
   type SigningKeyPair,
-  sign,
   signKeyVouch,
   spkiFingerprint,
 } from '@crate/crypto-core';
@@ -57,18 +55,15 @@ function answerFor(keys: KeySet, vouchedBy?: KeySet, vouchOrg = ORG): PublicKeyA
     },
   };
   if (vouchedBy) {
-    const bytes = keyVouchBytes({
-      org: vouchOrg,
-      sealingKeyId: keys.sealingKeyId,
-      sealingFingerprint: fp(keys.sealingSpki),
-      signingKeyId: keys.signingKeyId,
-      signingFingerprint: fp(keys.signing.publicKeySpki),
-    });
     answer.vouch = {
       signingKeyId: vouchedBy.signingKeyId,
-      signature: sign(importSigningPrivateKey(vouchedBy.signing.privateKeyPkcs8), bytes).toString(
-        'base64url',
-      ),
+      signature: signKeyVouch(importSigningPrivateKey(vouchedBy.signing.privateKeyPkcs8), {
+        org: vouchOrg,
+        sealingKeyId: keys.sealingKeyId,
+        sealingFingerprint: fp(keys.sealingSpki),
+        signingKeyId: keys.signingKeyId,
+        signingFingerprint: fp(keys.signing.publicKeySpki),
+      }).toString('base64url'),
     };
   }
   return answer;
