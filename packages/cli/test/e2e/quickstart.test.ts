@@ -5,52 +5,28 @@
  * CRATE_DEV_DIR puts the installation in a temporary directory and CRATE_PORT=0 lets the server
  * pick a free port.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertCliBuilt, CLI_ROOT } from './cli-process.js';
+import { assertCliBuilt, CLI_ROOT, LiveProcess } from './cli-process.js';
 
 const QUICKSTART = resolve(CLI_ROOT, '../../scripts/quickstart.mjs');
 const READY = 'Ctrl-C stops the server';
 
-interface Started {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function startQuickstart(devDir: string, viaShell = false): Started {
+function startQuickstart(devDir: string, viaShell = false): LiveProcess {
   const env = { PATH: process.env.PATH, HOME: devDir, CRATE_DEV_DIR: devDir, CRATE_PORT: '0' };
   // viaShell: a parent shell that will be killed without passing a signal on.
-  const child = viaShell
-    ? spawn('bash', ['-c', `"${process.execPath}" "${QUICKSTART}" & wait`], { env })
-    : spawn(process.execPath, [QUICKSTART], { env });
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (chunk) => {
-    out += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    err += chunk;
-  });
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
+  return new LiveProcess(
+    viaShell
+      ? spawn('bash', ['-c', `"${process.execPath}" "${QUICKSTART}" & wait`], { env })
+      : spawn(process.execPath, [QUICKSTART], { env }),
+  );
 }
 
-async function waitFor(started: Started, text: string, ms = 90_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!started.stdout().includes(text)) {
-    if (started.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(
-        `quickstart never printed "${text}":\n${started.stdout()}\n${started.stderr()}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const ready = (started: LiveProcess) =>
+  started.waitFor((out) => out.stdout.includes(READY), `"${READY}"`, 90_000);
 
 /** Processes whose command line names the installation (the server carries its data dir). */
 function processesUsing(devDir: string): string[] {
@@ -82,8 +58,8 @@ describe('npm start (scripts/quickstart.mjs)', () => {
 
   it('initialises on first run, shows a sealed set, a run and a verified audit log, and stops its server on Ctrl-C', async () => {
     const first = startQuickstart(devDir);
-    await waitFor(first, READY);
-    const out = first.stdout();
+    await ready(first);
+    const out = first.stdout;
     expect(out).toContain(`Initialised a new Crate installation in ${devDir}`);
     expect(out).toContain('$ crate secrets set DEMO_GREETING');
     expect(out).toMatch(/DEMO_GREETING\s+1\s/);
@@ -102,19 +78,19 @@ describe('npm start (scripts/quickstart.mjs)', () => {
     expect((await stat(join(devDir, 'server.log'))).mode & 0o777).toBe(0o600);
     expect((await stat(join(devDir, 'data'))).isDirectory()).toBe(true);
 
-    first.child.kill('SIGINT');
-    expect(await first.exited).toBe(0);
+    first.process.kill('SIGINT');
+    expect((await first.exited).code).toBe(0);
     expect(await gone(devDir)).toBe(true);
   }, 120_000);
 
   it('reuses the installation on the next run, and stops its server when its parent is killed outright', async () => {
     const second = startQuickstart(devDir, true);
-    await waitFor(second, READY);
-    expect(second.stdout()).toContain(`Using the Crate installation in ${devDir}`);
+    await ready(second);
+    expect(second.stdout).toContain(`Using the Crate installation in ${devDir}`);
     // The same secret, a second version: the data survived the first run.
-    expect(second.stdout()).toMatch(/DEMO_GREETING\s+2\s/);
+    expect(second.stdout).toMatch(/DEMO_GREETING\s+2\s/);
 
-    second.child.kill('SIGKILL'); // the shell: quickstart is re-parented, nobody signals it
+    second.process.kill('SIGKILL'); // the shell: quickstart is re-parented, nobody signals it
     await second.exited;
     expect(await gone(devDir)).toBe(true);
   }, 120_000);
