@@ -4,12 +4,8 @@
  * notice, refuses an unvouched change before sending anything, and accepts it after
  * `crate keys trust`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { formatFingerprint, generateSealingKeyPair, spkiFingerprint } from '@crate/crypto-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../../../server/test/harness/database.js';
@@ -20,51 +16,20 @@ import {
   type ServerProcess,
   startServerProcess,
 } from '../../../server/test/harness/server.js';
-
-const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CRATE_BIN = join(CLI_ROOT, 'bin/crate.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { assertCliBuilt, type CliResult, CliUser } from './cli-process.js';
 
 describeEachDatabase('org key rotation with the real CLI', (fresh) => {
   let installation: Installation;
   let server: ServerProcess;
-  let home: string;
+  let user: CliUser;
   let org: string;
   let owner: string;
 
-  const knownKeysFile = () => join(home, 'config', 'crate', 'known_keys.json');
+  const knownKeysFile = (of = user) => join(of.configDir, 'known_keys.json');
 
-  /** `crate <args>` as the user whose home is `as` (default: the one user of most tests). */
-  function crate(args: string[], as = home): Promise<Result> {
-    return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, [CRATE_BIN, ...args], {
-        cwd: as,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          HOME: as,
-          XDG_CONFIG_HOME: join(as, 'config'),
-          NO_COLOR: '1',
-          CRATE_SERVER: server.url,
-          CRATE_TOKEN: owner,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    });
+  /** `crate <args>` as `as` (default: the one user of most tests), with the owner's token. */
+  function crate(args: string[], as = user): Promise<CliResult> {
+    return as.run(args, { env: { CRATE_SERVER: server.url, CRATE_TOKEN: owner } });
   }
 
   async function publicKey() {
@@ -102,20 +67,18 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(CLI_ROOT, 'dist/main.js'))) {
-      throw new Error('the CLI is not built: run `pnpm exec tsc -b packages/cli` first');
-    }
+    assertCliBuilt();
     installation = await initInstallation(await fresh());
     server = await startServerProcess(installation);
     org = installation.orgId;
     owner = installation.ownerToken;
-    home = await mkdtemp(join(tmpdir(), 'crate-e2e-rotation-'));
+    user = await CliUser.create('rotation');
   }, 120_000);
 
   afterAll(async () => {
     await server?.stop();
     await installation?.cleanup();
-    if (home) await rm(home, { recursive: true, force: true });
+    await user?.cleanup();
   }, 60_000);
 
   it('follows a vouched rotation between two writes with a one-line notice, and reads back through the new signing key', async () => {
@@ -193,7 +156,7 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
   }, 60_000);
 
   it('rotates with crate keys rotate from an operator CLI; the user CLI follows with its one-line notice', async () => {
-    const operator = await mkdtemp(join(tmpdir(), 'crate-e2e-rotation-operator-'));
+    const operator = await CliUser.create('rotation-operator');
     try {
       const unconfirmed = await crate(['keys', 'rotate'], operator);
       expect(unconfirmed.code).toBe(64);
@@ -208,9 +171,7 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
         sealingKey: { keyId: after.keyId, fingerprint: after.fingerprint },
         retired: { sealingKeyId: before.keyId },
       });
-      const operatorPins = JSON.parse(
-        await readFile(join(operator, 'config', 'crate', 'known_keys.json'), 'utf8'),
-      );
+      const operatorPins = JSON.parse(await readFile(knownKeysFile(operator), 'utf8'));
       expect(operatorPins.servers[server.url][org].sealing.fingerprint).toBe(after.fingerprint);
 
       const write = await crate(['secrets', 'set', 'LATER=four']);
@@ -218,7 +179,7 @@ describeEachDatabase('org key rotation with the real CLI', (fresh) => {
       expect(write.stderr.split('\n').filter((line) => line.includes('rotated'))).toHaveLength(1);
       expect(await pinnedSealingFingerprint()).toBe(after.fingerprint);
     } finally {
-      await rm(operator, { recursive: true, force: true });
+      await operator.cleanup();
     }
   }, 60_000);
 });
