@@ -157,11 +157,10 @@ export function planEnvironment(inputs: EnvironmentInputs): EnvironmentPlan {
         `secret ${name} contains a NUL byte, which an environment variable cannot hold; read it with \`crate secrets get ${name} --plain\` or \`crate secrets fetch --format json\` instead`,
       );
     }
+    // Under this name `env` can only hold an inherited, non-credential variable so far (secret
+    // names are unique), so the inheritance rules above are decided in one place.
     const inheritedWins =
-      Object.hasOwn(inputs.inherited, name) &&
-      inputs.inherited[name] !== undefined &&
-      !credentialNames.has(name) &&
-      (inputs.preserveEnv === true || preserved.has(name));
+      Object.hasOwn(env, name) && (inputs.preserveEnv === true || preserved.has(name));
     if (inheritedWins) continue;
     env[name] = value;
     injected.set(name, value);
