@@ -16,11 +16,12 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { generateEphemeralKeyPair } from '@crate/crypto-core';
+import { machineLine } from './lib/measure.ts';
 import { createBenchDatabase, DEFAULT_ADMIN_URL, startBenchServer } from './lib/server-process.ts';
 
 const execFileAsync = promisify(execFile);
@@ -157,12 +158,10 @@ try {
     }
   }
 
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(
-    `# crate run start-up (${ROUNDS} rounds; node ${process.version}, ${process.platform}/${process.arch}, ` +
-      `${cpus().length} x ${cpu}; load average ${loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')})\n`,
+    `# crate run start-up (${ROUNDS} rounds; ${machineLine()}; load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')})\n`,
   );
   console.log('| what | median ms | p90 ms | min ms | mean ms |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
