@@ -16,13 +16,9 @@
  * in multi-row inserts of 1,000, each value encrypted under a fresh secret DEK wrapped by the
  * org DEK with the same AAD contexts the server uses.
  */
-import { execFile } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { readFile, rm } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import {
   encryptSecret,
   parseMasterKeyFile,
@@ -33,11 +29,13 @@ import {
 } from '@crate/crypto-core';
 import { createDatabase } from '@crate/server';
 import { machineLine, measurePair } from './lib/measure.ts';
-import { createBenchDatabase, DEFAULT_ADMIN_URL } from './lib/server-process.ts';
+import {
+  crateServer,
+  createBenchDatabase,
+  DEFAULT_ADMIN_URL,
+  initBenchInstallation,
+} from './lib/server-process.ts';
 
-const execFileAsync = promisify(execFile);
-const here = dirname(fileURLToPath(import.meta.url));
-const SERVER_BIN = resolve(here, '../packages/server/bin/crate-server.js');
 const SECRETS = Number(process.env.BENCH_SECRETS ?? 100_000);
 const BATCH_SIZES = (process.env.BENCH_BATCH_SIZES ?? '500,2000').split(',').map(Number);
 const CHUNK = 1000;
@@ -62,39 +60,11 @@ interface SeedVersion {
   author: string;
 }
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CRATE_LOG_LEVEL: 'warn' };
-  delete env.DATABASE_URL;
-  delete env.CRATE_MASTER_KEY;
-  delete env.CRATE_MASTER_KEY_FILE;
-  return env;
-}
-
-async function crateServer(args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [SERVER_BIN, ...args], {
-    env: cleanEnv(),
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
-
 const adminUrl = process.env.CRATE_TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL;
 const database = await createBenchDatabase(adminUrl);
-const configDir = await mkdtemp(join(tmpdir(), 'crate-bench-rotate-'));
+const installed = await initBenchInstallation(database.url);
 try {
-  const installed = JSON.parse(
-    await crateServer([
-      'init',
-      '--config-dir',
-      configDir,
-      '--database-url',
-      database.url,
-      '--org',
-      'bench',
-      '--json',
-    ]),
-  ) as { org: { id: string }; masterKeyFile: string };
-  const orgId = installed.org.id;
+  const { orgId } = installed;
   const keyring = parseMasterKeyFile(await readFile(installed.masterKeyFile));
   const opened = await createDatabase({ databaseUrl: database.url });
   const { db } = opened;
@@ -252,6 +222,6 @@ try {
     `\nrotation / crypto-core re-wrap: ${(best / crateRewrap.opsPerSecond).toFixed(2)} (the rest is Postgres: select, lock, update, commit)`,
   );
 } finally {
-  await rm(configDir, { recursive: true, force: true });
+  await rm(installed.configDir, { recursive: true, force: true });
   await database.drop();
 }

@@ -70,22 +70,30 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/**
- * `crate-server init` then `crate-server start --port 0` on 127.0.0.1, with `startArgs` added
- * (e.g. `--workers 2`).
- */
-export async function startBenchServer(
-  databaseUrl: string,
-  startArgs: readonly string[] = [],
-): Promise<BenchServer> {
+/** Runs `crate-server <args>` to completion in a clean environment and returns its stdout. */
+export async function crateServer(args: readonly string[]): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [SERVER_BIN, ...args], {
+    env: cleanEnv(),
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+export interface BenchInstallation {
+  configDir: string;
+  orgId: string;
+  ownerToken: string;
+  masterKeyFile: string;
+}
+
+/** `crate-server init` of an org named `bench` on `databaseUrl`, into a fresh config dir. */
+export async function initBenchInstallation(databaseUrl: string): Promise<BenchInstallation> {
   if (!existsSync(resolve(here, '../../packages/server/dist/cli/main.js'))) {
     throw new Error('the server is not built: run `pnpm exec tsc -b packages/server` first');
   }
   const configDir = await mkdtemp(join(tmpdir(), 'crate-bench-config-'));
-  const init = await execFileAsync(
-    process.execPath,
-    [
-      SERVER_BIN,
+  const installed = JSON.parse(
+    await crateServer([
       'init',
       '--config-dir',
       configDir,
@@ -94,14 +102,26 @@ export async function startBenchServer(
       '--org',
       'bench',
       '--json',
-    ],
-    { env: cleanEnv() },
-  );
-  const installed = JSON.parse(init.stdout) as {
-    org: { id: string };
-    token: string;
-    masterKeyFile: string;
+    ]),
+  ) as { org: { id: string }; token: string; masterKeyFile: string };
+  return {
+    configDir,
+    orgId: installed.org.id,
+    ownerToken: installed.token,
+    masterKeyFile: installed.masterKeyFile,
   };
+}
+
+/**
+ * `crate-server init` then `crate-server start --port 0` on 127.0.0.1, with `startArgs` added
+ * (e.g. `--workers 2`).
+ */
+export async function startBenchServer(
+  databaseUrl: string,
+  startArgs: readonly string[] = [],
+): Promise<BenchServer> {
+  const installed = await initBenchInstallation(databaseUrl);
+  const { configDir } = installed;
   const child = spawn(
     process.execPath,
     [
@@ -145,8 +165,8 @@ export async function startBenchServer(
   });
   return {
     url,
-    orgId: installed.org.id,
-    ownerToken: installed.token,
+    orgId: installed.orgId,
+    ownerToken: installed.ownerToken,
     pid: child.pid!,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
