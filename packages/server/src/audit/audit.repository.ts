@@ -29,16 +29,21 @@ export async function lockChainHead(
       .executeTakeFirst();
   const head = await lock();
   if (head) return head;
-  // A new chain; another process may be creating it at this moment: the unique key decides,
-  // and the loser locks the winner's row.
-  await trx
+  // A new chain; another process may be creating it at this moment: the loser locks the
+  // winner's row.
+  await createChainHead(trx, chain, genesis);
+  const created = await lock();
+  if (!created) throw new Error(`the head of audit chain ${chain} could not be created`);
+  return created;
+}
+
+/** Creates a chain's head at genesis unless it exists (the unique key decides a race). */
+async function createChainHead(db: Db, chain: string, genesis: Buffer): Promise<void> {
+  await db
     .insertInto('audit_chain_heads')
     .values({ chain, seq: 0, hash: genesis, updated_at: new Date() })
     .onConflict((oc) => oc.column('chain').doNothing())
     .execute();
-  const created = await lock();
-  if (!created) throw new Error(`the head of audit chain ${chain} could not be created`);
-  return created;
 }
 
 /** The head of a chain, creating it at genesis if the chain has none yet (no lock taken). */
@@ -49,11 +54,7 @@ export async function readOrCreateChainHead(
 ): Promise<ChainHead> {
   const head = await readChainHead(db, chain);
   if (head) return head;
-  await db
-    .insertInto('audit_chain_heads')
-    .values({ chain, seq: 0, hash: genesis, updated_at: new Date() })
-    .onConflict((oc) => oc.column('chain').doNothing())
-    .execute();
+  await createChainHead(db, chain, genesis);
   const created = await readChainHead(db, chain);
   if (!created) throw new Error(`the head of audit chain ${chain} could not be created`);
   return created;
