@@ -55,6 +55,8 @@ interface Entry {
 
 export class SecretDekCache {
   readonly #entries = new Map<string, Entry>();
+  /** The ids of the entries unwrapped under each org DEK, so forgetUnder touches only those. */
+  readonly #byOrgDek = new Map<Buffer, Set<string>>();
   readonly #maxEntries: number;
   readonly #ttlMs: number;
   readonly #now: () => number;
@@ -86,12 +88,13 @@ export class SecretDekCache {
     const id = cacheId(ref, wrappedDek);
     const hit = this.#entries.get(id);
     if (hit !== undefined) {
-      this.#entries.delete(id);
       if (hit.expiresAt > this.#now() && orgDeks(hit.orgDekVersion) === hit.orgDek) {
+        this.#entries.delete(id);
         this.#entries.set(id, hit); // most recently used
         this.stats.hits += 1;
         return decryptValue(hit.key, ciphertext, ref);
       }
+      this.#remove(id, hit);
     }
     // A miss: the unwrap checks the header, the org DEK version and the context, as always.
     this.stats.misses += 1;
@@ -113,9 +116,12 @@ export class SecretDekCache {
         orgDekVersion: keyVersion,
         expiresAt: this.#now() + this.#ttlMs,
       });
-      for (const oldest of this.#entries.keys()) {
+      const ids = this.#byOrgDek.get(orgDek) ?? new Set<string>();
+      ids.add(id);
+      this.#byOrgDek.set(orgDek, ids);
+      for (const [oldest, entry] of this.#entries) {
         if (this.#entries.size <= this.#maxEntries) break;
-        this.#entries.delete(oldest);
+        this.#remove(oldest, entry);
       }
     }
     return value;
@@ -123,10 +129,9 @@ export class SecretDekCache {
 
   /** Drops every key unwrapped under one of `orgDeks` (an org DEK entry being disposed). */
   forgetUnder(orgDeks: Iterable<Buffer>): void {
-    const gone = new Set(orgDeks);
-    if (gone.size === 0) return;
-    for (const [id, entry] of this.#entries) {
-      if (gone.has(entry.orgDek)) this.#entries.delete(id);
+    for (const orgDek of orgDeks) {
+      for (const id of this.#byOrgDek.get(orgDek) ?? []) this.#entries.delete(id);
+      this.#byOrgDek.delete(orgDek);
     }
   }
 
@@ -134,13 +139,21 @@ export class SecretDekCache {
   purgeExpired(): void {
     const now = this.#now();
     for (const [id, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#entries.delete(id);
+      if (entry.expiresAt <= now) this.#remove(id, entry);
     }
   }
 
   /** Drops everything: at shutdown and when the unseal state fails. */
   clear(): void {
     this.#entries.clear();
+    this.#byOrgDek.clear();
+  }
+
+  #remove(id: string, entry: Entry): void {
+    this.#entries.delete(id);
+    const ids = this.#byOrgDek.get(entry.orgDek);
+    ids?.delete(id);
+    if (ids?.size === 0) this.#byOrgDek.delete(entry.orgDek);
   }
 }
 
