@@ -1,10 +1,8 @@
 import { DEFAULT_KEY_CACHE_POLICY, KeyService } from '../keys/key.service.js';
 import { UnsealState } from '../keys/unseal-state.js';
-import { audited, openForAdmin, resolveOrg } from '../rotation/admin-cli.js';
+import { audited, resolveOrg, withAdminKeyring } from '../rotation/admin-cli.js';
 import { refuseWhileHoldersLack } from '../rotation/master-key-holders.js';
 import { rotateOrgKeys } from '../sealing-rotation/sealing-rotation.service.js';
-import { databaseFromFlags } from './database-option.js';
-import { loadMasterKey } from './master-key-option.js';
 
 export interface RotateSealingFlags {
   dataDir?: string;
@@ -19,19 +17,12 @@ export interface RotateSealingFlags {
  * dir), audited in the org's chain like a request.
  */
 export async function runRotateSealing(org: string, flags: RotateSealingFlags): Promise<void> {
-  const database = databaseFromFlags(flags);
-  const keyring = await loadMasterKey(
-    flags.masterKeyFile,
-    'dataDir' in database ? database.dataDir : undefined,
-  );
-  try {
-    const { opened, release } = await openForAdmin(
-      database,
-      'crate-server keys rotate-sealing',
-      'A running server rotates the keys itself: `crate keys rotate`, or ' +
-        `POST /v1/organization/${org}/keys/sealing/rotate with an admin or owner token (docs/operations.md)`,
-    );
-    try {
+  await withAdminKeyring(
+    flags,
+    'crate-server keys rotate-sealing',
+    'A running server rotates the keys itself: `crate keys rotate`, or ' +
+      `POST /v1/organization/${org}/keys/sealing/rotate with an admin or owner token (docs/operations.md)`,
+    async (opened, keyring) => {
       await refuseWhileHoldersLack(
         opened.db,
         opened.engine,
@@ -77,10 +68,6 @@ export async function runRotateSealing(org: string, flags: RotateSealingFlags): 
           '',
         ].join('\n'),
       );
-    } finally {
-      await release();
-    }
-  } finally {
-    keyring.destroy();
-  }
+    },
+  );
 }

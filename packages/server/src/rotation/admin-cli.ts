@@ -138,6 +138,34 @@ export async function audited<T>(
   }
 }
 
+/**
+ * The frame of an admin command that works on the database with the master key: loads the key
+ * file, opens the database (refusing while a server holds an embedded one, see openForAdmin),
+ * runs `work`, then releases the database and zeroes the keyring whatever happened.
+ */
+export async function withAdminKeyring<T>(
+  flags: DatabaseFlags,
+  command: string,
+  whileServerRuns: string,
+  work: (opened: OpenDatabase, keyring: Keyring) => Promise<T>,
+): Promise<T> {
+  const database = databaseFromFlags(flags);
+  const keyring = await loadMasterKey(
+    flags.masterKeyFile,
+    'dataDir' in database ? database.dataDir : undefined,
+  );
+  try {
+    const { opened, release } = await openForAdmin(database, command, whileServerRuns);
+    try {
+      return await work(opened, keyring);
+    } finally {
+      await release();
+    }
+  } finally {
+    keyring.destroy();
+  }
+}
+
 function printReport(report: RotationReport, json: boolean | undefined, what: string): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -191,19 +219,12 @@ export async function runAddMasterVersion(flags: { masterKeyFile?: string; json?
 }
 
 export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
-  const database = databaseFromFlags(flags);
   const batchSize = batchSizeOf(flags);
-  const keyring = await loadMasterKey(
-    flags.masterKeyFile,
-    'dataDir' in database ? database.dataDir : undefined,
-  );
-  try {
-    const { opened, release } = await openForAdmin(
-      database,
-      'crate-server keys rotate-master',
-      'On the embedded database the master key is rotated with the server stopped: stop it, run this, start it again (with Postgres it runs beside servers)',
-    );
-    try {
+  await withAdminKeyring(
+    flags,
+    'crate-server keys rotate-master',
+    'On the embedded database the master key is rotated with the server stopped: stop it, run this, start it again (with Postgres it runs beside servers)',
+    async (opened, keyring) => {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
       await refuseWhileHoldersLack(
         opened.db,
@@ -231,12 +252,8 @@ export async function runRotateMaster(flags: DatabaseFlags): Promise<void> {
       ).finally(() => bar.finish());
       printReport(report, flags.json, `Master key rotation to version ${report.toVersion}`);
       if (report.status !== 'done') process.exitCode = 1;
-    } finally {
-      await release();
-    }
-  } finally {
-    keyring.destroy();
-  }
+    },
+  );
 }
 
 export async function runRetireMasterVersion(versionText: string, flags: DatabaseFlags) {
@@ -332,20 +349,13 @@ export async function resolveOrg(db: Kysely<Database>, org: string): Promise<str
 }
 
 export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<void> {
-  const database = databaseFromFlags(flags);
   const batchSize = batchSizeOf(flags);
-  const keyring = await loadMasterKey(
-    flags.masterKeyFile,
-    'dataDir' in database ? database.dataDir : undefined,
-  );
-  try {
-    const { opened, release } = await openForAdmin(
-      database,
-      'crate-server keys rotate-org',
-      `Rotate through the running server instead: \`crate org rotate-key --org ${org}\` (an owner's token), ` +
-        'or stop the server first',
-    );
-    try {
+  await withAdminKeyring(
+    flags,
+    'crate-server keys rotate-org',
+    `Rotate through the running server instead: \`crate org rotate-key --org ${org}\` (an owner's token), ` +
+      'or stop the server first',
+    async (opened, keyring) => {
       await assertKeyringHoldsReferencedVersions(opened.db, keyring);
       await refuseWhileHoldersLack(
         opened.db,
@@ -378,12 +388,8 @@ export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<v
         `Org DEK rotation of ${orgId} to version ${report.toVersion}`,
       );
       if (report.status !== 'done') process.exitCode = 1;
-    } finally {
-      await release();
-    }
-  } finally {
-    keyring.destroy();
-  }
+    },
+  );
 }
 
 // --- status ----------------------------------------------------------------------------------
