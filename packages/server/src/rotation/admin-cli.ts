@@ -32,6 +32,7 @@ import {
 import { keyUsage } from './nonce-budget.js';
 import { type RotationReport, rotateOrgDek } from './org-dek-rotation.js';
 import { progressBar } from './progress.js';
+import { listRunningRotations } from './rotation.repository.js';
 import { rotationOwner } from './rotation-lock.js';
 
 /** `crate-server keys …`: master key versions and rotations, org DEK rotation, status. */
@@ -430,22 +431,7 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
       masterKeyReferences(opened.db),
       orgDekReferences(opened.db),
       keyUsage(opened.db),
-      opened.db
-        .selectFrom('key_rotations')
-        .select([
-          'id',
-          'kind',
-          'scope',
-          'status',
-          'to_version',
-          'rewrapped',
-          'total',
-          'owner',
-          'heartbeat_at',
-        ])
-        .where('status', '=', 'running')
-        .orderBy('started_at')
-        .execute(),
+      listRunningRotations(opened.db),
     ]);
     const result = {
       masterKeyVersionsInUse: references,
@@ -454,11 +440,11 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
         id: r.id,
         kind: r.kind,
         scope: r.scope,
-        toVersion: r.to_version,
-        rewrapped: Number(r.rewrapped),
-        total: Number(r.total),
+        toVersion: r.toVersion,
+        rewrapped: r.rewrapped,
+        total: r.total,
         owner: r.owner,
-        heartbeatAt: r.heartbeat_at?.toISOString() ?? null,
+        heartbeatAt: r.heartbeatAt?.toISOString() ?? null,
       })),
       keyUsage: usage,
     };

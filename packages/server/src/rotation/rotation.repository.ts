@@ -89,6 +89,17 @@ export async function findRunningRotation(
   return row ? toRow(row) : undefined;
 }
 
+/** Every running rotation, oldest first (`crate-server keys status`). */
+export async function listRunningRotations(db: Db): Promise<RotationRow[]> {
+  const rows = await db
+    .selectFrom('key_rotations')
+    .selectAll()
+    .where('status', '=', 'running')
+    .orderBy('started_at')
+    .execute();
+  return rows.map(toRow);
+}
+
 /** The most recent rotation of a kind in a scope, running or done. */
 export async function findLatestRotation(
   db: Db,
