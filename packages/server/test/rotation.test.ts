@@ -390,6 +390,45 @@ describeEachDatabase('org DEK rotation', (fresh) => {
       expect(deks.at(-1).secretVersions).toBeGreaterThan(120);
     }
   });
+
+  it('draws a progress bar on a terminal and prints the report alone without one', async () => {
+    await server.stop();
+    const args = [
+      SERVER_BIN,
+      'keys',
+      'rotate-org',
+      install.orgId,
+      ...databaseArgs(install.database),
+      '--master-key-file',
+      install.masterKeyFile,
+      '--batch-size',
+      '10',
+    ];
+    // On a pseudo-terminal (`script`), as an operator runs it.
+    const onTerminal = await new Promise<{ code: number | null; output: string }>((done) => {
+      const command = [process.execPath, ...args].map((a) => `'${a}'`).join(' ');
+      const child = spawn('script', ['-qfec', command, '/dev/null'], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      });
+      let output = '';
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+      });
+      child.on('close', (code) => done({ code, output }));
+    });
+    expect(onTerminal.code, onTerminal.output).toBe(0);
+    expect(onTerminal.output).toMatch(
+      new RegExp(`\\rre-wrapping the secrets of ${install.orgId} \\[#{30}\\] 100% `),
+    );
+    expect(onTerminal.output).toMatch(/Org DEK rotation of org_\w+ to version \d+/);
+    // In a script or a log: the report only, no carriage returns.
+    const piped = await runCli(args.slice(1));
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout + piped.stderr).not.toContain('\r');
+    expect(piped.stdout + piped.stderr).not.toContain('re-wrapping the secrets');
+    expect(piped.stdout + piped.stderr).toMatch(/Org DEK rotation of org_\w+ to version \d+/);
+    server = await startServerProcess(install);
+  });
 });
 
 describePostgres('org DEK rotation by the admin CLI beside running servers', () => {
