@@ -72,6 +72,8 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case 'ERR_TOKEN_EXPIRED':
     case 'ERR_TOKEN_REVOKED':
     case 'ERR_FORBIDDEN':
+    case 'ERR_INVITATION_INVALID':
+    case 'ERR_INVITATION_SIGN_IN_REQUIRED':
       return EXIT.noPermission;
     case 'ERR_CONFIG':
     case 'ERR_INSECURE_TRANSPORT':
@@ -139,6 +141,10 @@ export function hintFor(code: ErrorCode): string | undefined {
       return 'Get a new token (`crate tokens create`, or ask an admin) and run `crate login` or set CRATE_TOKEN.';
     case 'ERR_FORBIDDEN':
       return 'Your role or token scope does not allow this; ask an org admin.';
+    case 'ERR_INVITATION_INVALID':
+      return 'Check the code you were given; if it is right, ask the admin who invited you for a new invitation.';
+    case 'ERR_INVITATION_SIGN_IN_REQUIRED':
+      return 'Log in with your existing account (`crate login`), then run `crate invitations accept` again.';
     case 'ERR_CONFIG':
       return 'Run `crate login --server URL`, or set CRATE_SERVER and CRATE_TOKEN.';
     case 'ERR_INSECURE_TRANSPORT':

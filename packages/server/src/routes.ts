@@ -1,5 +1,6 @@
 import { auditRoutes } from './audit/audit.routes.js';
 import type { RouteSpec } from './http/route.js';
+import { invitationRoutes } from './invitations/invitations.routes.js';
 import { memberRoutes } from './members/members.routes.js';
 import { orgRoutes } from './orgs/orgs.routes.js';
 import { projectRoutes } from './projects/projects.routes.js';
@@ -14,6 +15,7 @@ export const allRoutes: RouteSpec[] = [
   ...projectRoutes,
   ...secretRoutes,
   ...memberRoutes,
+  ...invitationRoutes,
   ...tokenRoutes,
   ...auditRoutes,
   ...rotationRoutes,

@@ -15,6 +15,8 @@ describe('the error-to-HTTP mapping', () => {
       ['ERR_TOKEN_EXPIRED', 401],
       ['ERR_TOKEN_REVOKED', 401],
       ['ERR_FORBIDDEN', 403],
+      ['ERR_INVITATION_INVALID', 403],
+      ['ERR_INVITATION_SIGN_IN_REQUIRED', 401],
       ['ERR_NOT_FOUND', 404],
       ['ERR_CONFLICT', 409],
       ['ERR_PAYLOAD_TOO_LARGE', 413],

@@ -16,6 +16,7 @@ import type { PublicKeyAnswer } from '../src/secrets/secrets.service.js';
 import { adminQuery, describeEachDatabase } from './harness/database.js';
 import { openMigrated } from './harness/in-process.js';
 import {
+  addMemberByInvitation,
   api,
   databaseArgs,
   type Installation,
@@ -134,12 +135,9 @@ describeEachDatabase('rotating an org sealing key pair', (fresh) => {
       ).status,
     ).toBe(201);
     for (const role of ['admin', 'developer', 'viewer'] as const) {
-      const member = await api(url, 'POST', `/v1/organization/${org}/members`, {
-        token: owner,
-        body: { email: `${role}@acme.test`, role },
-      });
-      expect(member.status).toBe(201);
-      tokens[role] = member.body.token;
+      tokens[role] = (
+        await addMemberByInvitation(url, org, owner, { email: `${role}@acme.test`, role })
+      ).token;
     }
     const other = await api(url, 'POST', '/v1/organizations', {
       token: owner,

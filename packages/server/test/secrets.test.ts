@@ -22,6 +22,7 @@ import { readAuditRows } from './harness/audit-reader.js';
 import { adminQuery, describeEachDatabase } from './harness/database.js';
 import { openMigrated } from './harness/in-process.js';
 import {
+  addMemberByInvitation,
   api,
   type Installation,
   initInstallation,
@@ -512,11 +513,10 @@ describeEachDatabase('the secrets routes', (fresh) => {
       token: owner,
       body: { name: 'globex' },
     });
-    const member = await api(url, 'POST', `/v1/organization/${created.body.id}/members`, {
-      token: owner,
-      body: { email: 'boss@globex.test', role: 'owner' },
+    const { token: other } = await addMemberByInvitation(url, created.body.id, owner, {
+      email: 'boss@globex.test',
+      role: 'owner',
     });
-    const other = member.body.token as string;
     const missingOrg = `org_${'f'.repeat(32)}`;
     for (const target of [org, missingOrg]) {
       const probe = await api(url, 'POST', `/v1/organization/${target}/secrets/retrieve`, {
@@ -539,11 +539,10 @@ describeEachDatabase('the secrets routes', (fresh) => {
   });
 
   it('lets a viewer list but not retrieve or write, and audits the refusal', async () => {
-    const added = await api(url, 'POST', `/v1/organization/${org}/members`, {
-      token: owner,
-      body: { email: 'viewer@acme.test', role: 'viewer' },
+    const { token: viewer } = await addMemberByInvitation(url, org, owner, {
+      email: 'viewer@acme.test',
+      role: 'viewer',
     });
-    const viewer = added.body.token as string;
     const list = await api(url, 'GET', `/v1/organization/${org}/secrets?project=web&env=dev`, {
       token: viewer,
     });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readAuditRows } from './harness/audit-reader.js';
 import { describeEachDatabase } from './harness/database.js';
 import {
+  addMemberByInvitation,
   api,
   apiAnnouncingBody,
   type Installation,
@@ -50,8 +51,14 @@ const ROUTES: RouteCase[] = [
   { method: 'GET', path: (o) => `/v1/organization/${o}/members`, orgScoped: true },
   {
     method: 'POST',
-    path: (o) => `/v1/organization/${o}/members`,
+    path: (o) => `/v1/organization/${o}/invitations`,
     body: { email: 'p@example.com', role: 'viewer' },
+    orgScoped: true,
+  },
+  { method: 'GET', path: (o) => `/v1/organization/${o}/invitations`, orgScoped: true },
+  {
+    method: 'DELETE',
+    path: (o) => `/v1/organization/${o}/invitations/abcdefghijklmnop`,
     orgScoped: true,
   },
   {
@@ -119,11 +126,9 @@ describeEachDatabase('the HTTP API outside secrets', (fresh) => {
       body: { name: 'globex' },
     });
     orgB = created.body.id;
-    const member = await api(url, 'POST', `/v1/organization/${orgB}/members`, {
-      token: owner,
-      body: { email: 'boss@globex.test', role: 'owner' },
-    });
-    ownerB = member.body.token;
+    ownerB = (
+      await addMemberByInvitation(url, orgB, owner, { email: 'boss@globex.test', role: 'owner' })
+    ).token;
     await api(url, 'POST', `/v1/organization/${orgB}/projects`, {
       token: ownerB,
       body: { slug: 'web' },
@@ -250,12 +255,10 @@ describeEachDatabase('the HTTP API outside secrets', (fresh) => {
   });
 
   it('refuses a viewer what needs admin with ERR_FORBIDDEN, and audits it', async () => {
-    const added = await api(url, 'POST', `/v1/organization/${orgA}/members`, {
-      token: owner,
-      body: { email: 'viewer@acme.test', role: 'viewer' },
+    const { token: viewer } = await addMemberByInvitation(url, orgA, owner, {
+      email: 'viewer@acme.test',
+      role: 'viewer',
     });
-    expect(added.status).toBe(201);
-    const viewer = added.body.token as string;
     expect(
       (await api(url, 'GET', `/v1/organization/${orgA}/projects`, { token: viewer })).status,
     ).toBe(200);

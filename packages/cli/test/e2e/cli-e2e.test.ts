@@ -18,6 +18,7 @@ import dotenv from 'dotenv';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { describeEachDatabase, type TestDatabase } from '../../../server/test/harness/database.js';
 import {
+  addMemberByInvitation,
   api,
   type Installation,
   initInstallation,
@@ -864,14 +865,13 @@ describeEachDatabase('crate CLI end to end against a real crate-server', (fresh)
       });
       expect(other.status).toBe(201);
       const otherOrg = other.body.id as string;
-      const member = await api(server.url, 'POST', `/v1/organization/${orgId}/members`, {
-        token: ownerToken,
-        body: { email: 'dev@example.com', role: 'developer' },
+      const member = await addMemberByInvitation(server.url, orgId, ownerToken, {
+        email: 'dev@example.com',
+        role: 'developer',
       });
-      expect(member.status).toBe(201);
       const dev = await CliUser.create('dev');
       try {
-        const env = { CRATE_SERVER: server.url, CRATE_TOKEN: member.body.token as string };
+        const env = { CRATE_SERVER: server.url, CRATE_TOKEN: member.token };
         const own = await dev.run(['secrets', 'get', 'GREETING', '--project', 'default'], { env });
         expectExit(own, 0);
         expect(own.stdout).toBe('hello world\n');

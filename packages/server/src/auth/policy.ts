@@ -23,9 +23,16 @@ export const ACTIONS = {
   'environments.create': { scope: 'project', minRole: 'admin', service: null },
   'environments.delete': { scope: 'environment', minRole: 'admin', service: null },
   'members.list': { scope: 'org', minRole: 'admin', service: null },
-  'members.create': { scope: 'org', minRole: 'owner', service: null },
   'members.update': { scope: 'org', minRole: 'owner', service: null },
   'members.delete': { scope: 'org', minRole: 'owner', service: null },
+  // Inviting is the only way into an org; the role an admin may grant is capped at the admin's own
+  // (invitations.service.ts), so only an owner can invite an owner.
+  'invitations.create': { scope: 'org', minRole: 'admin', service: null },
+  'invitations.list': { scope: 'org', minRole: 'admin', service: null },
+  'invitations.revoke': { scope: 'org', minRole: 'admin', service: null },
+  // The code in the body is the credential; a personal token is optional (a new account has
+  // none), a service token never accepts (it is not a person and cannot become a member).
+  'invitations.accept': { scope: 'none', minRole: null, service: null },
   'tokens.list': { scope: 'org', minRole: 'admin', service: null },
   'tokens.create': { scope: 'environment', minRole: 'admin', service: null },
   'tokens.revoke': { scope: 'org', minRole: 'admin', service: null },

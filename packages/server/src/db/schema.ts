@@ -147,6 +147,25 @@ export interface TokensTable {
   last_used_at: NullableTimestamp;
 }
 
+/** An invitation to an org (src/invitations/); the code itself is never stored. */
+export interface InvitationsTable {
+  /** The lookup half of the code (16 base32 characters); not secret. */
+  id: string;
+  org_id: string;
+  /** Lowercased. */
+  email: string;
+  role: Role;
+  /** SHA-256 binding the code's secret to id, org, email, role and expiry. */
+  code_hash: Buffer;
+  /** The actor string of the admin who invited. */
+  invited_by: string;
+  created_at: CreatedAt;
+  expires_at: Date;
+  accepted_at: NullableTimestamp;
+  accepted_by: string | null;
+  revoked_at: NullableTimestamp;
+}
+
 export interface AuditEntriesTable {
   chain: string;
   seq: number;
@@ -237,6 +256,7 @@ export interface Database {
   users: UsersTable;
   memberships: MembershipsTable;
   tokens: TokensTable;
+  invitations: InvitationsTable;
   audit_entries: AuditEntriesTable;
   audit_chain_heads: AuditChainHeadsTable;
   key_rotations: KeyRotationsTable;
@@ -258,4 +278,5 @@ export type NewSecretVersion = Insertable<SecretVersionsTable>;
 export type User = Selectable<UsersTable>;
 export type Membership = Selectable<MembershipsTable>;
 export type Token = Selectable<TokensTable>;
+export type Invitation = Selectable<InvitationsTable>;
 export type AuditRow = Selectable<AuditEntriesTable>;

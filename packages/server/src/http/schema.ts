@@ -29,3 +29,14 @@ export const orgParam: JsonSchema = { type: 'string', minLength: 1, maxLength: 1
 export const integerText: JsonSchema = { type: 'string', pattern: '^(0|[1-9][0-9]{0,9})$' };
 
 export const displayName: JsonSchema = { type: 'string', minLength: 1, maxLength: 200 };
+
+/**
+ * An email address as an invitation names it: no whitespace or control characters (they have
+ * no place in an address and would only reach the audit log), one @ with text on both sides.
+ */
+export const email: JsonSchema = {
+  type: 'string',
+  minLength: 3,
+  maxLength: 254,
+  pattern: '^[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+$',
+};

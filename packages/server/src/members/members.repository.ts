@@ -46,6 +46,21 @@ export function findMembership(
     .executeTakeFirst();
 }
 
+/** The org's member with this email, if any: only this org's memberships are consulted. */
+export function findMemberByEmail(
+  db: Db,
+  orgId: string,
+  email: string,
+): Promise<MemberRow | undefined> {
+  return db
+    .selectFrom('memberships')
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .where('memberships.org_id', '=', orgId)
+    .where('users.email', '=', email)
+    .select(['memberships.user_id', 'users.email', 'memberships.role', 'memberships.created_at'])
+    .executeTakeFirst();
+}
+
 export async function lockOwners(db: Transaction<Database>, orgId: string): Promise<string[]> {
   const rows = await db
     .selectFrom('memberships')

@@ -3,12 +3,12 @@ import type { Role } from '../db/schema.js';
 import { defineRoute } from '../http/route.js';
 import { object, orgParam, recordId } from '../http/schema.js';
 import { listMembers } from './members.repository.js';
-import { addMember, changeRole, removeMember, serializeMember } from './members.service.js';
+import { changeRole, removeMember, serializeMember } from './members.service.js';
 
 const role = { type: 'string', enum: ROLES };
-const email = { type: 'string', minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' };
 const memberParams = object({ org: orgParam, userId: recordId('usr') });
 
+// Members join only by accepting an invitation (invitations/): there is no route that adds one.
 export const memberRoutes = [
   defineRoute<{ Params: { org: string } }>({
     method: 'GET',
@@ -19,18 +19,6 @@ export const memberRoutes = [
     handler: async ({ access }, ctx) => ({
       members: (await listMembers(ctx.db, access.org!.id)).map(serializeMember),
     }),
-  }),
-  defineRoute<{ Params: { org: string }; Body: { email: string; role: Role } }>({
-    method: 'POST',
-    url: '/v1/organization/:org/members',
-    action: 'members.create',
-    schema: { params: object({ org: orgParam }), body: object({ email, role }) },
-    scope: ({ params, body }) => ({ org: params.org, target: body.email }),
-    status: 201,
-    handler: async ({ body, access }, ctx) => {
-      const added = await addMember(ctx.db, access.org!.id, body.email.toLowerCase(), body.role);
-      return { member: serializeMember(added.member), token: added.token };
-    },
   }),
   defineRoute<{ Params: { org: string; userId: string }; Body: { role: Role } }>({
     method: 'PATCH',

@@ -268,3 +268,30 @@ export function apiAnnouncingBody(
     request.flushHeaders();
   });
 }
+
+/**
+ * Adds a member the only way the API allows: `adminToken` invites `email`, and the invitee,
+ * who has no account yet, accepts the code and receives its first token. Throws if either step
+ * is refused, so a suite's setup fails loudly.
+ */
+export async function addMemberByInvitation(
+  url: string,
+  org: string,
+  adminToken: string,
+  member: { email: string; role: string },
+): Promise<{ token: string; userId: string }> {
+  const invited = await api(url, 'POST', `/v1/organization/${org}/invitations`, {
+    token: adminToken,
+    body: member,
+  });
+  if (invited.status !== 201) {
+    throw new Error(`invitation refused (${invited.status}): ${JSON.stringify(invited.body)}`);
+  }
+  const accepted = await api(url, 'POST', '/v1/invitations/accept', {
+    body: { code: invited.body.code },
+  });
+  if (accepted.status !== 200 || typeof accepted.body.token !== 'string') {
+    throw new Error(`acceptance refused (${accepted.status}): ${JSON.stringify(accepted.body)}`);
+  }
+  return { token: accepted.body.token, userId: accepted.body.user.id };
+}
