@@ -232,3 +232,57 @@ export async function dekRotation(client: ApiClient, orgId: string): Promise<Dek
   );
   return answer.rotation;
 }
+
+/** An invitation as the server lists it (docs/protocol.md, "Invitations"); never its code. */
+export interface Invitation {
+  id: string;
+  email: string;
+  role: string;
+  state: 'pending' | 'accepted' | 'revoked' | 'expired';
+  invitedBy: string;
+  createdAt: string;
+  expiresAt: string;
+  acceptedAt: string | null;
+  revokedAt: string | null;
+}
+
+export function createInvitation(
+  client: ApiClient,
+  orgId: string,
+  body: { email: string; role: string; expiresInSeconds?: number },
+): Promise<{ invitation: Invitation; code: string }> {
+  return client.request('POST', `${org(orgId)}/invitations`, { body });
+}
+
+export function listInvitations(
+  client: ApiClient,
+  orgId: string,
+): Promise<{ invitations: Invitation[] }> {
+  return client.request('GET', `${org(orgId)}/invitations`);
+}
+
+export function revokeInvitation(
+  client: ApiClient,
+  orgId: string,
+  invitationId: string,
+): Promise<{ id: string; revoked: true }> {
+  return client.request('DELETE', `${org(orgId)}/invitations/${encodeURIComponent(invitationId)}`);
+}
+
+export interface AcceptedInvitation {
+  invitationId: string;
+  org: { id: string; name: string };
+  role: string;
+  user: { id: string; email: string };
+  accountCreated: boolean;
+  /** A new account's first token (shown once); null when an existing account accepted. */
+  token: string | null;
+}
+
+/** Accepts with the client's token, or with none when it has none (a new account). */
+export function acceptInvitation(client: ApiClient, code: string): Promise<AcceptedInvitation> {
+  return client.request('POST', '/v1/invitations/accept', {
+    body: { code },
+    auth: client.hasToken,
+  });
+}

@@ -60,6 +60,8 @@ export const GROUPS: GroupSpec[] = [
   { path: ['audit'], summary: 'Read and verify the audit log' },
   { path: ['keys'], summary: "Show and trust the org's pinned public keys" },
   { path: ['tokens'], summary: 'Create, list and revoke service tokens' },
+  { path: ['members'], summary: 'Invite people to the org and manage the invitations' },
+  { path: ['invitations'], summary: 'Accept an invitation to an org' },
   { path: ['org'], summary: 'Administer the org: rotate its data encryption key' },
 ];
 
@@ -402,6 +404,76 @@ export const COMMANDS: CommandSpec[] = [
     data: true,
     examples: ['crate tokens revoke tok_0123456789abcdef'],
     load: () => import('./commands/tokens-revoke.js'),
+  },
+  {
+    path: ['members', 'invite'],
+    arguments: '<email>',
+    summary: 'Invite an email to the org with a role (admins); prints a one-time code',
+    description:
+      'Nobody becomes a member without accepting: the code, printed once on stdout, is what the ' +
+      'invitee runs `crate invitations accept` with. Hand it over through a channel you trust. ' +
+      'Admins can invite up to admin; only owners invite owners. A new invitation of the same ' +
+      'email replaces a pending one.',
+    connection: true,
+    org: true,
+    data: true,
+    options: [
+      {
+        flags: '--role <role>',
+        description: 'the role the invitee gets (required)',
+        choices: ['owner', 'admin', 'developer', 'viewer'],
+      },
+      {
+        flags: '--expires <duration>',
+        description: 'how long the code works: 3600s, 90m, 12h, 7d (default 7d, at most 30d)',
+      },
+    ],
+    examples: [
+      'crate members invite bob@example.com --role developer',
+      'crate members invite ci-admin@example.com --role admin --expires 1d --json',
+    ],
+    load: () => import('./commands/members-invite.js'),
+  },
+  {
+    path: ['members', 'invitations'],
+    summary: "List the org's invitations and their state (admins; never the codes)",
+    connection: true,
+    org: true,
+    data: true,
+    examples: ['crate members invitations', 'crate members invitations --org org_123 --json'],
+    load: () => import('./commands/members-invitations.js'),
+  },
+  {
+    path: ['members', 'revoke-invitation'],
+    arguments: '<invitation-id>',
+    summary: 'Revoke a pending invitation, so its code no longer works (admins)',
+    connection: true,
+    org: true,
+    data: true,
+    examples: ['crate members revoke-invitation k3fz7q2m5xw4abcd'],
+    load: () => import('./commands/members-revoke-invitation.js'),
+  },
+  {
+    path: ['invitations', 'accept'],
+    arguments: '[code]',
+    summary: 'Join an org with the invitation code an admin gave you',
+    description:
+      'Signed in (crate login or CRATE_TOKEN), the code must be for your account and you join ' +
+      'with it. Not signed in, and the email has no account yet: the account is created and ' +
+      'its token saved for the server as `crate login` would. The code is read from the ' +
+      'argument, from stdin with --code-stdin, or from a hidden prompt; an argument is visible ' +
+      'to other local users in the process list.',
+    connection: true,
+    data: true,
+    options: [
+      { flags: '--code-stdin', description: 'read the code from stdin (keeps it out of argv)' },
+      { flags: '--no-default', description: 'do not make this server the default (new account)' },
+    ],
+    examples: [
+      'crate invitations accept crate_inv_k3fz7q2m5xw4abcd_...',
+      'printf %s "$CODE" | crate invitations accept --code-stdin --server https://crate.example.com',
+    ],
+    load: () => import('./commands/invitations-accept.js'),
   },
   {
     path: ['org', 'rotate-key'],
