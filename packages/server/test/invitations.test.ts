@@ -364,6 +364,22 @@ describeEachDatabase('invitations: joining an org only with consent', (fresh) =>
     );
   });
 
+  it('refuses emails with control characters or lone surrogates before anything is stored', async () => {
+    for (const email of [
+      'a\u0000b@x.test',
+      'a\nb@x.test',
+      'a\ud800@x.test',
+      'a@x\udfff.test',
+      'no-at',
+    ]) {
+      const refused = await invite(adminA, { email, role: 'viewer' });
+      expect(refused.status, JSON.stringify(email)).toBe(400);
+      expect(refused.body.error.code).toBe('ERR_BAD_REQUEST');
+    }
+    // A well-formed character outside the BMP is an ordinary character.
+    expect((await invite(adminA, { email: '\u{1F600}@x.test', role: 'viewer' })).status).toBe(201);
+  });
+
   it("keeps an org's invitations from the admins of another org, even by id", async () => {
     const invited = await invite(adminA, { email: 'ivy@i.test', role: 'viewer' });
     const id = invited.body.invitation.id as string;

@@ -31,12 +31,15 @@ export const integerText: JsonSchema = { type: 'string', pattern: '^(0|[1-9][0-9
 export const displayName: JsonSchema = { type: 'string', minLength: 1, maxLength: 200 };
 
 /**
- * An email address as an invitation names it: no whitespace or control characters (they have
- * no place in an address and would only reach the audit log), one @ with text on both sides.
+ * An email address as an invitation names it: no whitespace, control characters or lone UTF-16
+ * surrogates (they have no place in an address, and would only reach the audit log and the
+ * code's hash), one @ with text on both sides. Patterns run with the `u` flag, so a surrogate
+ * range matches only an unpaired surrogate.
  */
 export const email: JsonSchema = {
   type: 'string',
   minLength: 3,
   maxLength: 254,
-  pattern: '^[^\\s@\\u0000-\\u001f\\u007f]+@[^\\s@\\u0000-\\u001f\\u007f]+$',
+  pattern:
+    '^[^\\s@\\u0000-\\u001f\\u007f\\ud800-\\udfff]+@[^\\s@\\u0000-\\u001f\\u007f\\ud800-\\udfff]+$',
 };
