@@ -72,7 +72,7 @@ describeEachDatabase('invitations: joining an org only with consent', (fresh) =>
       '--org',
       'acme',
       '--owner-email',
-      'owner@a.test',
+      'Owner@A.test',
     ]);
     server = await startServerProcess(install);
     url = server.url;
@@ -114,6 +114,9 @@ describeEachDatabase('invitations: joining an org only with consent', (fresh) =>
     });
     expect(old.status).toBe(404);
     expect(old.body.error.code).toBe('ERR_NOT_FOUND');
+    // init stores the first owner lowercased, as invitations store every new account.
+    const members = await api(url, 'GET', `/v1/organization/${orgA}/members`, { token: owner });
+    expect(members.body.members.map((m: { email: string }) => m.email)).toContain('owner@a.test');
     expect(await orgsOf(bob)).toEqual([{ id: orgB, role: 'developer' }]);
   });
 
@@ -446,17 +449,20 @@ describeEachDatabase('invitations: joining an org only with consent', (fresh) =>
     ).toHaveLength(1);
   });
 
-  it('does not obey an invitation whose role or expiry was edited in the database', async () => {
+  it('does not obey an invitation whose role or expiry was edited in the database, nor duplicate an account stored with capitals', async () => {
     const upgraded = await invite(adminA, { email: 'lee@l.test', role: 'viewer' });
     const revived = await invite(adminA, {
       email: 'max@m.test',
       role: 'viewer',
       expiresInSeconds: 1,
     });
+    const mixedCase = await invite(adminA, { email: 'zed@z.test', role: 'viewer' });
     await new Promise((done) => setTimeout(done, 1200));
     // PGlite is one process per data directory: stop the server to write to it.
     await server.stop();
     const statements = [
+      // An account stored with capitals (as init stored owners before lowercasing them).
+      `insert into users (id, email) values ('usr_${'7'.repeat(32)}', 'Zed@Z.test')`,
       `update invitations set role = 'owner' where id = '${upgraded.body.invitation.id}'`,
       `update invitations set expires_at = now() + interval '1 day' where id = '${revived.body.invitation.id}'`,
     ];
@@ -478,6 +484,10 @@ describeEachDatabase('invitations: joining an org only with consent', (fresh) =>
       const refused = await accept(code);
       expect({ status: refused.status, body: refused.body }).toEqual(invalidAnswer);
     }
+    // That account is the invited one whatever the case: no second account is made.
+    const duplicate = await accept(mixedCase.body.code);
+    expect(duplicate.status).toBe(401);
+    expect(duplicate.body.error.code).toBe('ERR_INVITATION_SIGN_IN_REQUIRED');
   });
 
   it('audits refused guesses in the system chain and never records or logs a code', async () => {

@@ -1,10 +1,20 @@
-import type { Insertable, Kysely, Transaction } from 'kysely';
+import { type Insertable, type Kysely, sql, type Transaction } from 'kysely';
 import type { Database, MembershipsTable, Role, User } from '../db/schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * Emails are compared without case: new accounts are stored lowercased, but a database may hold
+ * an owner created with capitals before that rule, and it must still count as that account
+ * (never be duplicated by an invitation accepted in lowercase).
+ */
 export function findUserByEmail(db: Db, email: string): Promise<User | undefined> {
-  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where(sql<string>`lower(email)`, '=', email.toLowerCase())
+    .orderBy('created_at')
+    .executeTakeFirst();
 }
 
 export async function insertUser(db: Db, user: { id: string; email: string }): Promise<void> {
@@ -56,7 +66,7 @@ export function findMemberByEmail(
     .selectFrom('memberships')
     .innerJoin('users', 'users.id', 'memberships.user_id')
     .where('memberships.org_id', '=', orgId)
-    .where('users.email', '=', email)
+    .where(sql<string>`lower(users.email)`, '=', email.toLowerCase())
     .select(['memberships.user_id', 'users.email', 'memberships.role', 'memberships.created_at'])
     .executeTakeFirst();
 }

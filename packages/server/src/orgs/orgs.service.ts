@@ -37,7 +37,8 @@ export async function createOrganization(
     let user = await findUserByEmail(trx, input.ownerEmail);
     let ownerToken: string | null = null;
     if (!user) {
-      user = { id: newId('usr'), email: input.ownerEmail, created_at: new Date() };
+      // Lowercased like every new account (invitations too), so one address is one account.
+      user = { id: newId('usr'), email: input.ownerEmail.toLowerCase(), created_at: new Date() };
       await insertUser(trx, { id: user.id, email: user.email });
       const issued = issueToken('pat');
       await insertPersonalToken(trx, {
