@@ -1,6 +1,7 @@
 import { CrateError } from '@crate/crypto-core';
 import { describe, expect, it } from 'vitest';
-import { toHttpError } from '../src/http/errors.js';
+import { fromDatabase } from '../src/db/database-errors.js';
+import { isClientAbort, originOf, toHttpError } from '../src/http/errors.js';
 
 describe('the error-to-HTTP mapping', () => {
   it('maps each protocol code to its documented status and keeps the message', () => {
@@ -64,6 +65,42 @@ describe('the error-to-HTTP mapping', () => {
     expect(
       toHttpError({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }).body.error.code,
     ).toBe('ERR_PAYLOAD_TOO_LARGE');
-    expect(toHttpError({ code: '23505' }).status).toBe(409);
+    const uniqueViolation = Object.assign(new Error('duplicate key value'), {
+      code: '23505',
+      severity: 'ERROR',
+    });
+    expect(toHttpError(uniqueViolation).status).toBe(409);
+  });
+
+  it('reads a SQLSTATE only off an error the database reported, and answers exhausted deadlock retries 503', () => {
+    // Without the server's severity it is not a SQL error: a code alone proves nothing.
+    expect(toHttpError({ code: '23505' }).status).toBe(500);
+    for (const code of ['40001', '40P01']) {
+      const sqlError = Object.assign(new Error('could not serialize'), { code, severity: 'ERROR' });
+      expect(toHttpError(sqlError)).toMatchObject({
+        status: 503,
+        body: { error: { code: 'ERR_DATABASE_UNAVAILABLE' } },
+      });
+    }
+  });
+
+  it('classifies a socket error by where it came from, not by its code', () => {
+    const reset = () => Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+    // From a client's socket (the request stream): not a database outage.
+    expect(toHttpError(reset()).body.error.code).not.toBe('ERR_DATABASE_UNAVAILABLE');
+    expect(isClientAbort(reset(), { destroyed: true, readableAborted: true })).toBe(true);
+    expect(isClientAbort(reset(), { destroyed: false, readableAborted: false })).toBe(false);
+    // From the database driver: the database layer converts it where it happens.
+    const converted = fromDatabase(reset());
+    expect(converted).toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
+    expect(toHttpError(converted).status).toBe(503);
+    expect(originOf(converted)).toBe('database');
+    expect(isClientAbort(converted, { destroyed: true, readableAborted: true })).toBe(false);
+    // A SQL error keeps its SQLSTATE, unless the state is an outage (disk full, shutdown).
+    const sqlError = (code: string) => Object.assign(new Error('x'), { code, severity: 'ERROR' });
+    expect(fromDatabase(sqlError('23505'))).toMatchObject({ code: '23505' });
+    expect(fromDatabase(sqlError('53100'))).toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
+    expect(fromDatabase(sqlError('57P01'))).toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
+    expect(originOf(new Error('bug'))).toBe('internal');
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppContext } from './context.js';
-import { toHttpError } from './errors.js';
+import { isClientAbort, originOf, toHttpError } from './errors.js';
 import { type RouteSpec, registerRoutes } from './route.js';
 
 export interface AppOptions {
@@ -83,8 +83,23 @@ export function buildApp(
     reply.header('x-request-id', request.id);
   });
   app.setErrorHandler((error, request, reply) => {
+    if (isClientAbort(error, request.raw)) {
+      // The client reset the connection mid-request: nothing to answer and nothing wrong here.
+      const code = 'ERR_BAD_REQUEST';
+      request.log.info(
+        { code, origin: 'client', reason: (error as Error).message },
+        'the client closed the connection before its request was complete',
+      );
+      reply.code(400).send({ error: { code, message: 'the request was not complete' } });
+      return;
+    }
     const { status, body } = toHttpError(error);
-    if (status >= 500) request.log.error({ err: error, code: body.error.code }, 'request failed');
+    if (status >= 500) {
+      request.log.error(
+        { err: error, code: body.error.code, origin: originOf(error) },
+        'request failed',
+      );
+    }
     reply.code(status).send(body);
   });
   app.setNotFoundHandler((_request, reply) => {

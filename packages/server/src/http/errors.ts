@@ -1,4 +1,5 @@
 import { CrateError, type ErrorCode, isCrateError } from '@crate/crypto-core';
+import { isSqlError } from '../db/database-errors.js';
 
 /**
  * The one place where error codes become HTTP statuses (docs/protocol.md, "Errors"). A code
@@ -60,9 +61,15 @@ export function httpStatusOf(code: ErrorCode): number | undefined {
   return HTTP_STATUS[code];
 }
 
-/** Translates Fastify's own errors (validation, parsing, body size) and database outages. */
+/**
+ * Translates Fastify's own errors (validation, parsing, body size) and the SQL errors a route
+ * lets through. Database outages arrive already as ERR_DATABASE_UNAVAILABLE: the database layer
+ * converts them where they happen (db/database-errors.ts), so a socket error code here is
+ * never taken for one (a client's ECONNRESET is not a database outage, see isClientAbort).
+ */
 function asCrateError(error: unknown): CrateError | undefined {
   if (isCrateError(error)) return error;
+  if (isSqlError(error)) return fromSqlState(error.code);
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as {
     code?: unknown;
@@ -84,6 +91,16 @@ function asCrateError(error: unknown): CrateError | undefined {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new CrateError('ERR_BAD_REQUEST', 'send the body as application/json');
+    default:
+      if (e.statusCode === 400 && typeof e.code === 'string' && e.code.startsWith('FST_')) {
+        return new CrateError('ERR_BAD_REQUEST', 'malformed request');
+      }
+      return undefined;
+  }
+}
+
+function fromSqlState(state: string): CrateError | undefined {
+  switch (state) {
     case '23505': // unique_violation: a concurrent request created the same record first
       return new CrateError('ERR_CONFLICT', 'already exists');
     case 'CR001': // the nonce budget trigger (rotation/nonce-budget.ts)
@@ -91,16 +108,44 @@ function asCrateError(error: unknown): CrateError | undefined {
         'ERR_NONCE_BUDGET_EXHAUSTED',
         'this key version has reached its encryption limit; an administrator must rotate it',
       );
-    case 'ECONNREFUSED': // the database server cannot be reached
-    case 'ECONNRESET':
-    case 'ETIMEDOUT':
-    case '57P01': // admin_shutdown
-    case '57P03': // cannot_connect_now
-      return new CrateError('ERR_DATABASE_UNAVAILABLE', 'the database cannot be reached');
+    case '40001': // serialization_failure and deadlock_detected, still there after the retries
+    case '40P01': // of db/transaction.ts: honest concurrency, so 503 (try again), never 500
+      return new CrateError(
+        'ERR_DATABASE_UNAVAILABLE',
+        'the database is busy with conflicting concurrent writes; try again',
+      );
     default:
-      if (e.statusCode === 400 && typeof e.code === 'string' && e.code.startsWith('FST_')) {
-        return new CrateError('ERR_BAD_REQUEST', 'malformed request');
-      }
       return undefined;
   }
+}
+
+/** Where a failure came from, for the log line: the client, the database, or the server. */
+export type ErrorOrigin = 'client' | 'database' | 'internal';
+
+/**
+ * True when the client went away while its request was read (a reset or half-sent body): Node
+ * reports that as an error on the request stream, with code ECONNRESET and message 'aborted'.
+ * Nobody is left to answer, and it is no fault of the server's or the database's.
+ */
+export function isClientAbort(
+  error: unknown,
+  request: { readonly destroyed: boolean; readonly readableAborted?: boolean },
+): boolean {
+  if (isCrateError(error) || isSqlError(error)) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    request.readableAborted === true ||
+    (request.destroyed && (code === 'ECONNRESET' || code === 'ECONNABORTED'))
+  );
+}
+
+export function originOf(error: unknown): ErrorOrigin {
+  if (isSqlError(error)) return 'database';
+  if (
+    isCrateError(error, 'ERR_DATABASE_UNAVAILABLE') ||
+    isCrateError(error, 'ERR_AUDIT_UNAVAILABLE')
+  ) {
+    return 'database';
+  }
+  return 'internal';
 }

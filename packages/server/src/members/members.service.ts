@@ -1,6 +1,7 @@
 import { CrateError } from '@crate/crypto-core';
 import type { Kysely } from 'kysely';
 import type { Database, Role } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import {
   deleteMembership,
   findMembership,
@@ -16,7 +17,7 @@ export async function changeRole(
   userId: string,
   role: Role,
 ): Promise<MemberRow> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const owners = await lockOwners(trx, orgId);
     const member = await findMembership(trx, orgId, userId);
     if (!member) throw new CrateError('ERR_NOT_FOUND', 'no such member');
@@ -36,7 +37,7 @@ export async function removeMember(
   orgId: string,
   userId: string,
 ): Promise<void> {
-  await db.transaction().execute(async (trx) => {
+  await inTransaction(db, async (trx) => {
     const owners = await lockOwners(trx, orgId);
     const member = await findMembership(trx, orgId, userId);
     if (!member) throw new CrateError('ERR_NOT_FOUND', 'no such member');

@@ -4,6 +4,7 @@ import type { AuditWriter } from '../audit/audit.writer.js';
 import { issueToken } from '../auth/token-format.js';
 import { insertPersonalToken } from '../auth/tokens.repository.js';
 import type { Database, Org } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import { generateOrgKeys, insertOrgKeys } from '../keys/org-keys.js';
 import { newId } from '../lib/ids.js';
 import { findUserByEmail, insertMembership, insertUser } from '../members/members.repository.js';
@@ -31,7 +32,7 @@ export async function createOrganization(
 ): Promise<CreatedOrganization> {
   const orgId = newId('org');
   const keys = await generateOrgKeys(keyring, orgId);
-  const result = await db.transaction().execute(async (trx) => {
+  const result = await inTransaction(db, async (trx) => {
     await insertOrg(trx, { id: orgId, name: input.name });
     await insertOrgKeys(trx, keys);
     let user = await findUserByEmail(trx, input.ownerEmail);

@@ -1,6 +1,7 @@
 import { CrateError } from '@crate/crypto-core';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, Environment, Org, Project } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import { newId } from '../lib/ids.js';
 import {
   findEnvironmentBySlug,
@@ -21,7 +22,7 @@ export async function createProject(
   org: Org,
   input: { slug: string; name?: string },
 ): Promise<{ project: Project; environments: Environment[] }> {
-  return db.transaction().execute((trx) => insertProjectWithEnvironments(trx, org.id, input));
+  return inTransaction(db, (trx) => insertProjectWithEnvironments(trx, org.id, input));
 }
 
 /**
@@ -62,7 +63,7 @@ export async function createEnvironment(
   project: Project,
   input: { slug: string; name?: string },
 ): Promise<Environment> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     if (await findEnvironmentBySlug(trx, project.id, input.slug)) {
       throw new CrateError(
         'ERR_CONFLICT',

@@ -8,6 +8,7 @@ import {
 import { type Kysely, sql } from 'kysely';
 import type { DatabaseEngine } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import {
   DEFAULT_BATCH_SIZE,
   type RotationOptions,
@@ -180,7 +181,7 @@ async function startOrResume(
   }
   const fromVersions = refs.map((entry) => entry.version).filter((version) => version !== active);
   const total = refs.filter((entry) => entry.version !== active).reduce((n, e) => n + e.total, 0);
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const running = await findRunningRotation(trx, 'master-key', 'system', true);
     if (running) {
       // The key file may have gained yet another version since: rotate to today's active one.
@@ -224,7 +225,7 @@ async function rewrapBatch(
   step: { batchSize: number; owner: string },
 ): Promise<number> {
   let batchNumber = 0;
-  const count = await db.transaction().execute(async (trx) => {
+  const count = await inTransaction(db, async (trx) => {
     const rotation = await lockRotation(trx, rotationId);
     if (rotation.status !== 'running') {
       throw new CrateError(

@@ -11,6 +11,7 @@ import {
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { DatabaseEngine } from '../db/database.js';
 import type { Database } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import {
   advanceRotation,
   findRunningRotation,
@@ -166,7 +167,7 @@ async function startOrResume(
   orgId: string,
   owner: string,
 ): Promise<{ rotation: RotationRow; resumed: boolean }> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const rows = await trx
       .selectFrom('org_deks')
       .select(['version', 'status'])
@@ -264,7 +265,7 @@ async function rewrapBatch(
   step: { cursor: string | null; batchSize: number; owner: string },
 ): Promise<{ exhausted: true } | { exhausted: false; cursor: string; rewrapped: number }> {
   let batchNumber = 0;
-  const result = await db.transaction().execute(async (trx) => {
+  const result = await inTransaction(db, async (trx) => {
     const rotation = await lockRotation(trx, rotationId);
     if (rotation.status !== 'running' || rotation.cursor !== step.cursor) {
       throw new CrateError(

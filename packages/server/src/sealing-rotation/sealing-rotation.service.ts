@@ -1,6 +1,7 @@
 import { CrateError, signKeyVouch } from '@crate/crypto-core';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import type { AppContext } from '../http/context.js';
 import { generateOrgKeyPairs } from '../keys/org-keys.js';
 import {
@@ -73,7 +74,7 @@ export async function rotateOrgKeys(
   };
   const signature = signKeyVouch(previousSigning.privateKey, statement);
   const now = deps.now();
-  const { rotation, retiredSealingId } = await deps.db.transaction().execute(async (trx) => {
+  const { rotation, retiredSealingId } = await inTransaction(deps.db, async (trx) => {
     const active = await lockActiveOrgKeys(trx, orgId);
     const sealing = active.find((row) => row.kind === 'sealing');
     const signing = active.find((row) => row.kind === 'signing');

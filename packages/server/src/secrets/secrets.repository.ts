@@ -148,6 +148,18 @@ export async function insertVersion(
   await trx.insertInto('secret_versions').values(row).execute();
 }
 
+/** Several versions in one statement (so the nonce-budget trigger runs once for all of them). */
+export async function insertVersions(
+  trx: Transaction<Database>,
+  rows: readonly NewSecretVersion[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await trx
+    .insertInto('secret_versions')
+    .values([...rows])
+    .execute();
+}
+
 export interface SecretRow {
   id: string;
   name: string;

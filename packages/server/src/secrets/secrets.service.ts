@@ -16,6 +16,7 @@ import {
 import type { Access } from '../auth/authorize.js';
 import { actorOf } from '../auth/principal.js';
 import type { Environment, Org, Project } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import type { AppContext } from '../http/context.js';
 import { findActiveOrgKeyPair } from '../keys/keys.repository.js';
 import { newId } from '../lib/ids.js';
@@ -27,6 +28,7 @@ import {
   findSecret,
   findVersion,
   insertVersion,
+  insertVersions,
   listSecrets,
   listVersions,
   lockSecret,
@@ -151,10 +153,20 @@ export async function setSecrets(
       }
     });
     const now = ctx.now();
+    // Row locks in one canonical order, by name: two batches naming the same secrets in
+    // opposite orders would otherwise each hold one row and wait for the other's (a deadlock
+    // Postgres breaks by failing one of them). The order covers rows the batch creates too:
+    // an insert waits on the unique index entry of a concurrent insert of the same name.
+    // Every row is claimed before any version is inserted, so the nonce-budget counter row
+    // (a trigger on secret_versions, rotation/nonce-budget.ts) is always the last lock taken.
+    // Names in a batch are distinct (secrets.validation.ts).
+    const order = write.items
+      .map((item, index) => ({ item, index }))
+      .sort((a, b) => (a.item.name < b.item.name ? -1 : a.item.name > b.item.name ? 1 : 0));
     const written = await ctx.keys.useOrgDeks(place.org.id, ({ active }) =>
-      ctx.db.transaction().execute(async (trx) => {
-        const out: { name: string; version: number }[] = [];
-        for (const [index, item] of write.items.entries()) {
+      inTransaction(ctx.db, async (trx) => {
+        const claimed: { index: number; id: string; version: number }[] = [];
+        for (const { item, index } of order) {
           const { id, version } = await claimNextVersion(trx, {
             id: newId('sec'),
             orgId: place.org.id,
@@ -164,12 +176,16 @@ export async function setSecrets(
             tags: item.tags,
             now,
           });
+          claimed.push({ index, id, version });
+        }
+        const rows = claimed.map(({ index, id, version }) => {
+          const { name } = write.items[index]!;
           const { wrappedDek, ciphertext } = encryptSecret(
             active,
             values[index]!,
-            secretRef(place, item.name, version),
+            secretRef(place, name, version),
           );
-          await insertVersion(trx, {
+          return {
             secret_id: id,
             version,
             wrapped_dek: wrappedDek,
@@ -177,8 +193,13 @@ export async function setSecrets(
             org_dek_version: active.version,
             client_encrypted: false,
             author,
-          });
-          out.push({ name: item.name, version });
+          };
+        });
+        await insertVersions(trx, rows);
+        // The answer keeps the order of the request.
+        const out: { name: string; version: number }[] = new Array(write.items.length);
+        for (const { index, version } of claimed) {
+          out[index] = { name: write.items[index]!.name, version };
         }
         return out;
       }),
@@ -248,7 +269,7 @@ export async function rollbackSecret(
   const author = actorOf(access.principal);
   const now = ctx.now();
   return ctx.keys.useOrgDeks(place.org.id, ({ active, lookup }) =>
-    ctx.db.transaction().execute(async (trx) => {
+    inTransaction(ctx.db, async (trx) => {
       const secret = await lockSecret(trx, place.environment.id, name);
       if (!secret) throw notFound(name);
       const source = await findVersion(trx, secret.id, version);
