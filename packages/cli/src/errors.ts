@@ -77,6 +77,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
       return EXIT.noPermission;
     case 'ERR_CONFIG':
     case 'ERR_INSECURE_TRANSPORT':
+    case 'ERR_DATA_DIR_NOT_WRITABLE':
       return EXIT.config;
     default: {
       const unhandled: never = code;
@@ -128,6 +129,8 @@ export function hintFor(code: ErrorCode): string | undefined {
       return 'The server failed; its operator can find the request in the server log.';
     case 'ERR_KEY_VERSION_UNKNOWN':
     case 'ERR_CHILD_FAILED':
+    // A crate-server start-up refusal, whose message names the directory and the fix.
+    case 'ERR_DATA_DIR_NOT_WRITABLE':
       return undefined;
     case 'ERR_RATE_LIMITED':
     case 'ERR_ROTATION_IN_PROGRESS':

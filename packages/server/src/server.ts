@@ -5,11 +5,16 @@ import { AuditWriter } from './audit/audit.writer.js';
 import { type DataDirLock, lockDataDir } from './db/data-dir-lock.js';
 import { createDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js';
 import { migrateToLatest, pendingMigrations } from './db/migrate.js';
+import { HealthMonitor, type HealthMonitorOptions } from './health/health.monitor.js';
 import { registerHealthRoute } from './health/health.routes.js';
 import { type AppOptions, buildApp } from './http/app.js';
 import type { AppContext } from './http/context.js';
 import { DEFAULT_KEY_CACHE_POLICY, KeyService } from './keys/key.service.js';
 import { ensureAuditKey } from './keys/org-keys.js';
+import {
+  DEFAULT_SECRET_DEK_CACHE_POLICY,
+  type SecretDekCachePolicy,
+} from './keys/secret-dek-cache.js';
 import { UnsealState } from './keys/unseal-state.js';
 import type { MasterKeyProvider } from './master-key/provider.js';
 import { assertKeyringHoldsReferencedVersions } from './rotation/master-key-rotation.js';
@@ -22,6 +27,10 @@ export interface ServerOptions {
   masterKey: MasterKeyProvider;
   /** Apply pending migrations at start (default); false refuses to start while any is pending. */
   migrate?: boolean;
+  /** Bounds of the unwrapped secret DEK cache (default DEFAULT_SECRET_DEK_CACHE_POLICY). */
+  secretDekCache?: SecretDekCachePolicy;
+  /** Budget and probe intervals of /healthz (default DEFAULT_HEALTH_OPTIONS). */
+  health?: HealthMonitorOptions;
   host?: string;
   port?: number;
   app?: AppOptions;
@@ -82,10 +91,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         );
       }
     } else {
-      await migrateToLatest(db);
+      // A migration may take longer than a request should: the time limits start after it.
+      await opened.database.withoutTimeouts(() => migrateToLatest(db));
     }
     const unseal = new UnsealState();
-    keys = new KeyService(db, keyring, unseal, DEFAULT_KEY_CACHE_POLICY);
+    keys = new KeyService(
+      db,
+      keyring,
+      unseal,
+      DEFAULT_KEY_CACHE_POLICY,
+      options.secretDekCache ?? DEFAULT_SECRET_DEK_CACHE_POLICY,
+    );
     await assertKeyringHoldsReferencedVersions(db, keyring);
     await keys.verifyMasterKeyOpensEverything();
     await ensureAuditKey(db, keyring);
@@ -101,7 +117,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       now: () => new Date(),
     };
     const app = buildApp(context, allRoutes, options.app);
-    registerHealthRoute(app, context);
+    registerHealthRoute(app, context, new HealthMonitor({ db, audit, unseal }, options.health));
     // Retired sealing keys past their grace period lose their private key: now, then hourly.
     sweeper = startSealingKeySweeper(context, (error) =>
       app.log.error({ err: error }, 'the sweep of retired sealing keys failed'),

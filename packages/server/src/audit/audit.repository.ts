@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AuditEntryBody, SignedAuditEntry } from '@crate/crypto-core';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { AuditRow, Database } from '../db/schema.js';
@@ -228,4 +229,48 @@ export function fromRow(row: AuditRow): SignedAuditEntry {
     signature: row.signature,
     keyId: row.key_id,
   };
+}
+
+/** Thrown inside the probe's transaction so that kysely rolls it back. */
+class ProbeRollback extends Error {}
+
+/**
+ * Checks that an audit entry could be inserted now, without leaving one: inserts a row shaped
+ * like an entry into audit_entries, in a transaction that is then rolled back. It meets what a
+ * real append meets up to its commit (the INSERT privilege, a read-only database, constraints,
+ * a table that cannot grow on a full disk) and writes nothing to any chain. Its chain name
+ * cannot be an org id or the system chain, and is random so probes of two processes do not
+ * wait on each other's uncommitted key.
+ */
+export async function probeAuditInsert(db: Kysely<Database>): Promise<void> {
+  const chain = `~health-probe-${randomBytes(6).toString('hex')}`;
+  try {
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('audit_entries')
+        .values({
+          chain,
+          seq: 1,
+          time: new Date().toISOString(),
+          request_id: 'health-probe',
+          actor: 'system:health',
+          org_id: null,
+          project: null,
+          environment: null,
+          action: 'health.probe',
+          target: null,
+          outcome: 'success',
+          client_address: null,
+          code: null,
+          prev_hash: Buffer.alloc(32),
+          hash: Buffer.alloc(32),
+          signature: Buffer.alloc(64),
+          key_id: 'health-probe',
+        })
+        .execute();
+      throw new ProbeRollback();
+    });
+  } catch (error) {
+    if (!(error instanceof ProbeRollback)) throw error;
+  }
 }

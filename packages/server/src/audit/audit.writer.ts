@@ -40,6 +40,14 @@ interface Pending {
   reject: (error: CrateError) => void;
 }
 
+/** How the most recent real append ended: health reads it (health/health.monitor.ts). */
+export interface AuditWriteOutcome {
+  ok: boolean;
+  /** Date.now() when it ended. */
+  at: number;
+  error?: CrateError;
+}
+
 /** The chain of entries that belong to no org: failed authentication, whoami, server events. */
 export const SYSTEM_CHAIN = 'system';
 
@@ -71,6 +79,7 @@ export class AuditWriter {
   readonly #heads = new Map<string, ChainHead>();
   #running: Promise<void> | undefined;
   #closed = false;
+  #lastWrite: AuditWriteOutcome | undefined;
 
   constructor(db: Kysely<Database>, signer: AuditSignerSource) {
     this.#db = db;
@@ -94,6 +103,11 @@ export class AuditWriter {
     });
   }
 
+  /** The outcome of the last batch written or refused; undefined before the first. */
+  get lastWrite(): AuditWriteOutcome | undefined {
+    return this.#lastWrite;
+  }
+
   /** Stops accepting entries and waits for the queued ones to be written. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -108,6 +122,7 @@ export class AuditWriter {
       } catch (cause) {
         // Settled promises ignore this: only entries not yet committed or rejected get it.
         const error = auditError(cause);
+        this.#lastWrite = { ok: false, at: Date.now(), error };
         for (const pending of batch) pending.reject(error);
       }
     }
@@ -132,9 +147,11 @@ export class AuditWriter {
         // One chain's failure (a flood on it, a broken head) refuses only that chain's
         // requests; the other chains of the batch are still written.
         const error = auditError(cause);
+        this.#lastWrite = { ok: false, at: Date.now(), error };
         for (const entry of pending) entry.reject(error);
         continue;
       }
+      this.#lastWrite = { ok: true, at: Date.now() };
       // Committed: these requests may proceed.
       for (const entry of pending) entry.resolve();
     }

@@ -46,6 +46,20 @@ export async function main(argv: string[]): Promise<void> {
       '--workers <n>',
       'server processes sharing the port: a number or auto (one per core); more than 1 needs Postgres',
     )
+    .option(
+      '--db-connect-timeout <ms>',
+      'longest wait to open a database connection or get a free one (default 5000)',
+    )
+    .option('--db-statement-timeout <ms>', 'longest wait for one database statement (default 5000)')
+    .option(
+      '--db-transaction-timeout <ms>',
+      'longest database transaction, begin to commit (default 15000)',
+    )
+    .option('--db-max-connections <n>', 'pooled Postgres connections per process (default 10)')
+    .option(
+      '--secret-dek-cache-size <n>',
+      'unwrapped secret DEKs kept in memory, one per secret version read (default 20000; 0: off)',
+    )
     .action(async (flags) => (await import('./start.js')).runStart(flags));
 
   program

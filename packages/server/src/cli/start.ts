@@ -1,5 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { CrateError } from '@crate/crypto-core';
+import {
+  type DatabaseOptions,
+  type DatabaseTimeouts,
+  DEFAULT_DATABASE_TIMEOUTS,
+  DEFAULT_MAX_CONNECTIONS,
+} from '../db/database.js';
+import { DEFAULT_SECRET_DEK_CACHE_POLICY } from '../keys/secret-dek-cache.js';
 import { EnvMasterKeyProvider, INSECURE_DEV_KEY_WARNING } from '../master-key/env-provider.js';
 import { FileMasterKeyProvider } from '../master-key/file-provider.js';
 import {
@@ -24,6 +31,68 @@ export interface StartFlags {
   insecureDevKeyFromEnv?: boolean;
   /** Processes serving the API (Postgres only when more than one): N or auto. */
   workers?: string;
+  /** Database time limits in milliseconds (db/database.ts, DEFAULT_DATABASE_TIMEOUTS). */
+  dbConnectTimeout?: string;
+  dbStatementTimeout?: string;
+  dbTransactionTimeout?: string;
+  /** Pooled Postgres connections of this process. */
+  dbMaxConnections?: string;
+  /** Unwrapped secret DEKs kept in memory (0 turns the cache off). */
+  secretDekCacheSize?: string;
+}
+
+/** A whole number flag within [min, max], or a usage error naming the flag. */
+function integerFlag(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    throw new CrateError(
+      'ERR_USAGE',
+      `--${name} must be a whole number between ${min} and ${max}, not ${value}`,
+    );
+  }
+  return parsed;
+}
+
+/** The database flags, checked before anything is opened. */
+export function databaseLimitsFromFlags(flags: StartFlags): {
+  timeouts: DatabaseTimeouts;
+  maxConnections: number;
+} {
+  const hour = 3_600_000;
+  const d = DEFAULT_DATABASE_TIMEOUTS;
+  return {
+    timeouts: {
+      connectMs: integerFlag('db-connect-timeout', flags.dbConnectTimeout, d.connectMs, 100, hour),
+      statementMs: integerFlag(
+        'db-statement-timeout',
+        flags.dbStatementTimeout,
+        d.statementMs,
+        100,
+        hour,
+      ),
+      transactionMs: integerFlag(
+        'db-transaction-timeout',
+        flags.dbTransactionTimeout,
+        d.transactionMs,
+        100,
+        hour,
+      ),
+    },
+    maxConnections: integerFlag(
+      'db-max-connections',
+      flags.dbMaxConnections,
+      DEFAULT_MAX_CONNECTIONS,
+      1,
+      1000,
+    ),
+  };
 }
 
 export async function runStart(flags: StartFlags): Promise<void> {
@@ -38,7 +107,19 @@ export async function runStart(flags: StartFlags): Promise<void> {
 }
 
 async function start(flags: StartFlags): Promise<void> {
-  const database = databaseFromFlags(flags);
+  const limits = databaseLimitsFromFlags(flags);
+  const named = databaseFromFlags(flags);
+  const database: DatabaseOptions =
+    'databaseUrl' in named
+      ? { ...named, timeouts: limits.timeouts, maxConnections: limits.maxConnections }
+      : { ...named, timeouts: limits.timeouts };
+  const secretDekCacheSize = integerFlag(
+    'secret-dek-cache-size',
+    flags.secretDekCacheSize,
+    DEFAULT_SECRET_DEK_CACHE_POLICY.maxEntries,
+    0,
+    10_000_000,
+  );
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new CrateError(
@@ -81,6 +162,7 @@ async function start(flags: StartFlags): Promise<void> {
     database,
     masterKey,
     migrate: flags.migrate,
+    secretDekCache: { ...DEFAULT_SECRET_DEK_CACHE_POLICY, maxEntries: secretDekCacheSize },
     host: flags.host,
     port,
     app: https ? { https } : {},

@@ -22,7 +22,42 @@ interface LockContents {
   startedAt: string;
 }
 
+/**
+ * A data directory the server cannot write (a read-only mount, a directory owned by another
+ * user): a refusal naming the directory and the fix, instead of a raw EROFS and a stack trace.
+ * Undefined for any other failure.
+ */
+export function unwritableDataDir(dataDir: string, error: unknown): CrateError | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EROFS') {
+    return new CrateError(
+      'ERR_DATA_DIR_NOT_WRITABLE',
+      `the data directory ${dataDir} is on a read-only file system: the embedded database writes there. ` +
+        'Mount it read-write (e.g. a writable volume; only the config directory with the key file is read-only), ' +
+        'or give --data-dir a writable directory',
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new CrateError(
+      'ERR_DATA_DIR_NOT_WRITABLE',
+      `the data directory ${dataDir} is not writable by this user (uid ${process.getuid?.() ?? '?'}): ` +
+        'make the server user its owner (mode 0700), or give --data-dir a directory it owns',
+      { cause: error },
+    );
+  }
+  return undefined;
+}
+
 export async function lockDataDir(dataDir: string, command: string): Promise<DataDirLock> {
+  try {
+    return await takeLock(dataDir, command);
+  } catch (error) {
+    throw unwritableDataDir(dataDir, error) ?? error;
+  }
+}
+
+async function takeLock(dataDir: string, command: string): Promise<DataDirLock> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, LOCK_FILE_NAME);
   for (let attempt = 0; attempt < 2; attempt++) {

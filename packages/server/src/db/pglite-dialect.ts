@@ -14,6 +14,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
+import { databaseUnavailable, fromDatabase } from './database-errors.js';
 
 /**
  * A kysely dialect for an embedded PGlite database. PGlite is one Postgres backend in this
@@ -23,13 +24,19 @@ import {
  */
 export class PGliteDialect implements Dialect {
   readonly #pglite: PGlite;
+  readonly #acquireTimeoutMs: () => number | undefined;
 
-  constructor(pglite: PGlite) {
+  /**
+   * `acquireTimeoutMs` bounds the wait for the connection (behind a long transaction): past
+   * it, ERR_DATABASE_UNAVAILABLE; undefined waits as long as it takes (migrations).
+   */
+  constructor(pglite: PGlite, acquireTimeoutMs: () => number | undefined = () => undefined) {
     this.#pglite = pglite;
+    this.#acquireTimeoutMs = acquireTimeoutMs;
   }
 
   createDriver(): Driver {
-    return new PGliteDriver(this.#pglite);
+    return new PGliteDriver(this.#pglite, this.#acquireTimeoutMs);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -48,15 +55,34 @@ export class PGliteDialect implements Dialect {
 class Mutex {
   #tail: Promise<void> = Promise.resolve();
 
-  /** Resolves with a release function once every earlier holder has released. */
-  lock(): Promise<() => void> {
+  /**
+   * Resolves with a release function once every earlier holder has released, or rejects after
+   * `timeoutMs`; a waiter that gave up passes the lock on as soon as its turn comes.
+   */
+  lock(timeoutMs?: number): Promise<() => void> {
     let release!: () => void;
     const next = new Promise<void>((resolve) => {
       release = resolve;
     });
     const acquired = this.#tail.then(() => release);
     this.#tail = this.#tail.then(() => next);
-    return acquired;
+    if (timeoutMs === undefined) return acquired;
+    return new Promise((resolve, reject) => {
+      let gaveUp = false;
+      const timer = setTimeout(() => {
+        gaveUp = true;
+        reject(
+          databaseUnavailable(
+            `the embedded database stayed busy for longer than the connect time limit (${timeoutMs} ms)`,
+          ),
+        );
+      }, timeoutMs);
+      void acquired.then((unlock) => {
+        clearTimeout(timer);
+        if (gaveUp) unlock();
+        else resolve(unlock);
+      });
+    });
   }
 }
 
@@ -65,9 +91,11 @@ class PGliteDriver implements Driver {
   readonly #mutex = new Mutex();
   readonly #releases = new WeakMap<DatabaseConnection, () => void>();
   readonly #pglite: PGlite;
+  readonly #acquireTimeoutMs: () => number | undefined;
 
-  constructor(pglite: PGlite) {
+  constructor(pglite: PGlite, acquireTimeoutMs: () => number | undefined) {
     this.#pglite = pglite;
+    this.#acquireTimeoutMs = acquireTimeoutMs;
     this.#connection = new PGliteConnection(pglite);
   }
 
@@ -76,7 +104,7 @@ class PGliteDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const release = await this.#mutex.lock();
+    const release = await this.#mutex.lock(this.#acquireTimeoutMs());
     this.#releases.set(this.#connection, release);
     return this.#connection;
   }
@@ -118,10 +146,23 @@ class PGliteConnection implements DatabaseConnection {
   }
 
   async run(statement: string): Promise<void> {
-    await this.#pglite.exec(statement);
+    try {
+      await this.#pglite.exec(statement);
+    } catch (error) {
+      throw fromDatabase(error);
+    }
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.#execute<R>(compiledQuery);
+    } catch (error) {
+      // A file system error (a full or read-only disk) is an outage; SQL errors stay themselves.
+      throw fromDatabase(error);
+    }
+  }
+
+  async #execute<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     const parameters = compiledQuery.parameters as unknown[];
     // Like `pg`, a query without parameters goes through the simple protocol, which admits
     // several statements (migrations rely on it); with parameters, the extended protocol.

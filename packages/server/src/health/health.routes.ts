@@ -1,26 +1,39 @@
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
 import type { AppContext } from '../http/context.js';
+import type { HealthMonitor } from './health.monitor.js';
 
 /**
  * GET /healthz, without authentication: enough for a load balancer and an operator to tell
- * why the server fails closed, and nothing an attacker can use (no key material, no ids).
+ * whether this process can serve and, if not, which part fails (`checks`), and nothing an
+ * attacker can use (no key material, no ids). 200 only when every check passes, else 503, so a
+ * balancer takes the process out of rotation; it answers within the monitor's budget whatever
+ * the database does.
+ *
+ * `status`, the one word: `unavailable` (the database does not answer), `failing-closed` (the
+ * master key cannot open what the database holds), `audit-unavailable` (an audit entry cannot
+ * be written, so every request is refused), else `ok`; the first that applies, in this order.
  */
-export function registerHealthRoute(app: FastifyInstance, ctx: AppContext): void {
+export function registerHealthRoute(
+  app: FastifyInstance,
+  ctx: AppContext,
+  monitor: HealthMonitor,
+): void {
   app.get('/healthz', async (_request, reply) => {
-    let databaseReachable = true;
-    try {
-      await sql`select 1`.execute(ctx.db);
-    } catch {
-      databaseReachable = false;
-    }
+    const checks = await monitor.checks();
     const keyring = ctx.keys.keyring;
     const unsealError = ctx.unseal.error;
-    const status = !databaseReachable ? 'unavailable' : unsealError ? 'failing-closed' : 'ok';
+    const status = !checks.database.ok
+      ? 'unavailable'
+      : !checks.masterKey.ok
+        ? 'failing-closed'
+        : !checks.audit.ok
+          ? 'audit-unavailable'
+          : 'ok';
     reply.code(status === 'ok' ? 200 : 503);
     return {
       status,
-      database: { reachable: databaseReachable, engine: ctx.engine },
+      checks,
+      database: { reachable: checks.database.ok, engine: ctx.engine },
       masterKey: {
         loaded: true,
         source: ctx.masterKey.source,
