@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshPglite, tempDir } from './harness/database.js';
@@ -93,6 +93,50 @@ describe('crate-server start refusals', () => {
     await writeFile(inside, await readFile(install.masterKeyFile), { mode: 0o400 });
     await expectRefusal(
       { database: install.database, masterKeyFile: inside },
+      'ERR_MASTER_KEY_INSECURE',
+      /inside the data directory/,
+    );
+  });
+
+  it('accepts a symlinked master key file as Kubernetes and Docker mount secrets, checking its target', async () => {
+    if (install.database.kind !== 'pglite') throw new Error('unreachable');
+    // The layout of a Kubernetes secret volume: master.key -> ..data/master.key, ..data -> a
+    // timestamped directory holding the file (defaultMode 0400).
+    const volume = join(scratch.path, 'k8s-secret');
+    const generation = join(volume, '..2026_12_04_05_00_00.000000001');
+    await mkdir(generation, { recursive: true });
+    await copyFile(install.masterKeyFile, join(generation, 'master.key'));
+    await chmod(join(generation, 'master.key'), 0o400);
+    await symlink(generation, join(volume, '..data'));
+    const linked = join(volume, 'master.key');
+    await symlink(join('..data', 'master.key'), linked);
+    const server = await startServerProcess({ database: install.database, masterKeyFile: linked });
+    try {
+      const health = await api(server.url, 'GET', '/healthz');
+      expect(health.status).toBe(200);
+      expect(health.body.masterKey.location).toBe(linked);
+    } finally {
+      await server.stop();
+    }
+
+    // The target is what is checked: too widely readable ...
+    const loose = join(scratch.path, 'loose-target.key');
+    await copyFile(install.masterKeyFile, loose);
+    await chmod(loose, 0o644);
+    const toLoose = join(scratch.path, 'to-loose.key');
+    await symlink(loose, toLoose);
+    await expectRefusal(
+      { database: install.database, masterKeyFile: toLoose },
+      'ERR_MASTER_KEY_INSECURE',
+      /mode 0644, readable by group or others/,
+    );
+    // ... or inside the data directory, though the link itself is outside.
+    const inside = join(install.database.dataDir, 'linked-target.key');
+    await writeFile(inside, await readFile(install.masterKeyFile), { mode: 0o400 });
+    const toInside = join(scratch.path, 'to-inside.key');
+    await symlink(inside, toInside);
+    await expectRefusal(
+      { database: install.database, masterKeyFile: toInside },
       'ERR_MASTER_KEY_INSECURE',
       /inside the data directory/,
     );
