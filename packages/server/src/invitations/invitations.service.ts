@@ -7,6 +7,7 @@ import { actorOf, type Principal } from '../auth/principal.js';
 import { issueToken } from '../auth/token-format.js';
 import { insertPersonalToken } from '../auth/tokens.repository.js';
 import type { Database, Invitation, Role } from '../db/schema.js';
+import { inTransaction } from '../db/transaction.js';
 import type { RouteAuditEvent } from '../http/route.js';
 import { newId } from '../lib/ids.js';
 import {
@@ -135,7 +136,7 @@ export async function createInvitation(
     role: input.role,
     expiresAt,
   };
-  const invitation = await db.transaction().execute(async (trx) => {
+  const invitation = await inTransaction(db, async (trx) => {
     if (await findMemberByEmail(trx, input.orgId, input.email)) {
       throw new CrateError(
         'ERR_CONFLICT',
@@ -240,7 +241,7 @@ export async function acceptInvitation(
     outcome: 'success',
     code: null,
   });
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     // First, so that of two racing acceptances the second waits on this row and then finds it
     // used: the statement re-checks pending and unexpired, and a code is used once.
     if (!(await consumeInvitation(trx, invitation.id, userId, now))) throw invalid;
