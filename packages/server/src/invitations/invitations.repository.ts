@@ -28,19 +28,6 @@ export function findInvitation(db: Db, id: string): Promise<Invitation | undefin
   return db.selectFrom('invitations').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export function findOrgInvitation(
-  db: Db,
-  orgId: string,
-  id: string,
-): Promise<Invitation | undefined> {
-  return db
-    .selectFrom('invitations')
-    .selectAll()
-    .where('id', '=', id)
-    .where('org_id', '=', orgId)
-    .executeTakeFirst();
-}
-
 export function listInvitations(db: Db, orgId: string): Promise<Invitation[]> {
   return db
     .selectFrom('invitations')

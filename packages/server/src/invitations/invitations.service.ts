@@ -40,7 +40,7 @@ export const MAX_INVITATION_LIFETIME_SECONDS = 30 * 86_400;
  * or presented with the token of another account than the invited one. One code and one message,
  * so that the answer tells nothing about which it was.
  */
-export const INVITATION_INVALID_MESSAGE =
+const INVITATION_INVALID_MESSAGE =
   'this invitation code cannot be used: it is wrong, expired, already used or revoked, or it was not issued to the account presenting it';
 
 // Compared against when the code names no invitation, so that case costs the same work.
@@ -56,9 +56,9 @@ const DUMMY_HASH = hashInvitationCode(
   DUMMY_TERMS,
 );
 
-export type InvitationState = 'pending' | 'accepted' | 'revoked' | 'expired';
+type InvitationState = 'pending' | 'accepted' | 'revoked' | 'expired';
 
-export function invitationState(row: Invitation, now: Date): InvitationState {
+function invitationState(row: Invitation, now: Date): InvitationState {
   if (row.accepted_at !== null) return 'accepted';
   if (row.revoked_at !== null) return 'revoked';
   if (row.expires_at.getTime() <= now.getTime()) return 'expired';
