@@ -121,7 +121,25 @@ export async function startBenchServer(
   startArgs: readonly string[] = [],
 ): Promise<BenchServer> {
   const installed = await initBenchInstallation(databaseUrl);
-  const { configDir } = installed;
+  const server = await startInstalledServer(databaseUrl, installed, startArgs);
+  return {
+    ...server,
+    stop: async () => {
+      await server.stop();
+      await rm(installed.configDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `crate-server start --port 0` on 127.0.0.1 for an existing installation (several servers can
+ * share one installation on Postgres); `stop` leaves the installation's config dir in place.
+ */
+export async function startInstalledServer(
+  databaseUrl: string,
+  installed: BenchInstallation,
+  startArgs: readonly string[] = [],
+): Promise<BenchServer> {
   const child = spawn(
     process.execPath,
     [
@@ -171,7 +189,6 @@ export async function startBenchServer(
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
-      await rm(configDir, { recursive: true, force: true });
     },
   };
 }
@@ -216,6 +233,28 @@ export async function runLoad(
     p50Ms: at(0.5),
     p99Ms: at(0.99),
   };
+}
+
+// --- memory (Linux /proc; zeros elsewhere) ---------------------------------------------------
+
+/** Resident set size of one process, in bytes (0 if it is gone or /proc is absent). */
+export function residentBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readText(`/proc/${pid}/status`) ?? '');
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/**
+ * Proportional set size of one process, in bytes: its private pages plus its share of pages it
+ * shares (Postgres backends share the buffer cache, which RSS would count once per backend).
+ */
+export function proportionalBytes(pid: number): number {
+  const match = /^Pss:\s+(\d+) kB$/m.exec(readText(`/proc/${pid}/smaps_rollup`) ?? '');
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+/** The pids of the Postgres backends serving database `name` (by process title). */
+export function postgresBackendPids(name: string): number[] {
+  return [...postgresBackendCpu(name).keys()];
 }
 
 // --- CPU accounting (Linux /proc; zeros elsewhere) --------------------------------------------

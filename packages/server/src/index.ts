@@ -9,6 +9,7 @@ export { migrateToLatest } from './db/migrate.js';
 export type { Database } from './db/schema.js';
 export { KeyService } from './keys/key.service.js';
 export { ensureAuditKey } from './keys/org-keys.js';
+export { SecretDekCache } from './keys/secret-dek-cache.js';
 export { UnsealState } from './keys/unseal-state.js';
 export { FileMasterKeyProvider } from './master-key/file-provider.js';
 export type { MasterKeyDescription, MasterKeyProvider } from './master-key/provider.js';

@@ -155,6 +155,8 @@ describeEachDatabase('health that reflects whether the server can serve', (fresh
           audit: { ok: false, error: { code: 'ERR_AUDIT_UNAVAILABLE' } },
         },
       });
+      // The probe names the refusal by its SQLSTATE (check_violation), never by SQL or values.
+      expect(failing.body.checks.audit.error.message).toContain('SQLSTATE 23514');
       const refused = await projects();
       expect(refused.status).toBe(503);
       expect(refused.body.error.code).toBe('ERR_AUDIT_UNAVAILABLE');

@@ -2,6 +2,7 @@ import { type ErrorCode, isCrateError } from '@crate/crypto-core';
 import { type Kysely, sql } from 'kysely';
 import { probeAuditInsert } from '../audit/audit.repository.js';
 import type { AuditWriter } from '../audit/audit.writer.js';
+import { isSqlError } from '../db/database-errors.js';
 import type { Database } from '../db/schema.js';
 import type { UnsealState } from '../keys/unseal-state.js';
 
@@ -48,10 +49,15 @@ const unanswered = (what: string, budgetMs: number) => ({
   message: `${what} did not answer within ${budgetMs} ms`,
 });
 
+/** What a failed probe says: a Crate code and message, or the SQLSTATE (never SQL or values). */
 function describe(error: unknown, fallback: ErrorCode): { code: ErrorCode; message: string } {
-  return isCrateError(error)
-    ? { code: error.code, message: error.message }
-    : { code: fallback, message: 'the probe failed; the server log has the cause' };
+  if (isCrateError(error)) return { code: error.code, message: error.message };
+  return {
+    code: fallback,
+    message: isSqlError(error)
+      ? `the database refused it (SQLSTATE ${error.code})`
+      : 'the probe failed',
+  };
 }
 
 /**
