@@ -47,6 +47,7 @@ export function exitCodeFor(code: ErrorCode): ExitCode {
     case 'ERR_EPHEMERAL_KEY_REJECTED':
     case 'ERR_AUDIT_CHAIN_BROKEN':
     case 'ERR_FORMAT_UNSUPPORTED':
+    case 'ERR_INTEGRITY':
       return EXIT.dataError;
     case 'ERR_NOT_FOUND':
       return EXIT.notFound;
@@ -113,6 +114,8 @@ export function hintFor(code: ErrorCode): string | undefined {
       return 'The audit log has been altered. Preserve the database and tell the server operator.';
     case 'ERR_FORMAT_UNSUPPORTED':
       return 'The data uses a format this CLI does not know; upgrade the CLI.';
+    case 'ERR_INTEGRITY':
+      return "The server's stored data failed its integrity check (changed outside the server). Do not rely on this secret; tell the server operator, who finds the row in the server log.";
     case 'ERR_NOT_FOUND':
       return 'Check the org, project, environment and name (`crate session org show`, `--project`, `--env`).';
     case 'ERR_NETWORK':

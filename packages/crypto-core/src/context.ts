@@ -19,6 +19,7 @@ export const CONTEXT_PURPOSE = {
   privateKey: 'private-key',
   secretDek: 'secret-dek',
   secretValue: 'secret-value',
+  orgMacKey: 'org-mac-key',
 } as const;
 
 export const PRIVATE_KEY_KINDS = ['sealing', 'signing', 'audit'] as const;
@@ -33,6 +34,11 @@ export interface PrivateKeyContext {
   readonly orgId: string;
   readonly keyId: string;
   readonly keyKind: PrivateKeyKind;
+}
+
+export interface OrgMacKeyContext {
+  readonly orgId: string;
+  readonly macKeyVersion: number;
 }
 
 /** Identifies one version of one secret. */
@@ -50,6 +56,15 @@ export function orgDekContext(ctx: OrgDekContext): Buffer {
   return encodeAad(CONTEXT_PURPOSE.orgDek, [
     ['orgId', identifier(ctx.orgId, 'orgId')],
     ['dekVersion', keyVersion(ctx.dekVersion, 'dekVersion')],
+  ]);
+}
+
+/** purpose 'org-mac-key': orgId, macKeyVersion (then masterKeyVersion, added by the envelope). */
+export function orgMacKeyContext(ctx: OrgMacKeyContext): Buffer {
+  assertContextObject(ctx);
+  return encodeAad(CONTEXT_PURPOSE.orgMacKey, [
+    ['orgId', identifier(ctx.orgId, 'orgId')],
+    ['macKeyVersion', keyVersion(ctx.macKeyVersion, 'macKeyVersion')],
   ]);
 }
 

@@ -2,7 +2,9 @@ import { createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import { AEAD_KEY_BYTES, type AeadKey, aeadOpen, aeadSeal, assertAeadKey } from './aead.js';
 import {
   type OrgDekContext,
+  type OrgMacKeyContext,
   orgDekContext,
+  orgMacKeyContext,
   type PrivateKeyContext,
   privateKeyContext,
   type SecretRef,
@@ -49,6 +51,7 @@ export type { VersionedKey } from './lib/versioned-key.js';
 /** The field a wrapped key's context ends with: the version of the key that wraps it. */
 const WRAPPING_KEY_FIELD: Readonly<Record<EnvelopeKind, string | undefined>> = {
   'org-dek': 'masterKeyVersion',
+  'org-mac-key': 'masterKeyVersion',
   'private-key': 'masterKeyVersion',
   'secret-dek': 'orgDekVersion',
   'secret-value': undefined,
@@ -82,6 +85,45 @@ export function wrapOrgDek(master: VersionedKey, orgDek: Uint8Array, ctx: OrgDek
 
 export function unwrapOrgDek(masterKeys: KeyLookup, blob: Uint8Array, ctx: OrgDekContext): Buffer {
   return openDataKey('org-dek', resolver(masterKeys), blob, orgDekContext(ctx));
+}
+
+/**
+ * An org's integrity (MAC) key: 32 random bytes that key the HMAC over each secret's stored
+ * state (integrity.ts), wrapped by the master key like the org DEK but under its own kind and
+ * context, so neither can be opened as the other.
+ */
+export function wrapOrgMacKey(
+  master: VersionedKey,
+  macKey: Uint8Array,
+  ctx: OrgMacKeyContext,
+): Buffer {
+  assertBytes(macKey, 'macKey', AEAD_KEY_BYTES);
+  return sealEnvelope('org-mac-key', master, macKey, orgMacKeyContext(ctx));
+}
+
+export function unwrapOrgMacKey(
+  masterKeys: KeyLookup,
+  blob: Uint8Array,
+  ctx: OrgMacKeyContext,
+): Buffer {
+  return openDataKey('org-mac-key', resolver(masterKeys), blob, orgMacKeyContext(ctx));
+}
+
+/** Master key rotation: the org MAC key inside `blob`, wrapped again under `newMaster`. */
+export function rewrapOrgMacKey(
+  masterKeys: KeyLookup,
+  newMaster: VersionedKey,
+  blob: Uint8Array,
+  ctx: OrgMacKeyContext,
+): Buffer {
+  assertVersionedKey(newMaster, 'newMaster');
+  const macKey = unwrapOrgMacKey(masterKeys, blob, ctx);
+  try {
+    return wrapOrgMacKey(newMaster, macKey, ctx);
+  } finally {
+    // Best effort: JavaScript gives no guarantee that no other copy of the bytes exists.
+    zeroize(macKey);
+  }
 }
 
 /** Wraps an org's private key (PKCS#8 DER of its sealing, signing or audit key). */

@@ -59,10 +59,17 @@ export {
   openBundle,
   validateEphemeralPublicKey,
 } from './bundle.js';
-export type { OrgDekContext, PrivateKeyContext, PrivateKeyKind, SecretRef } from './context.js';
+export type {
+  OrgDekContext,
+  OrgMacKeyContext,
+  PrivateKeyContext,
+  PrivateKeyKind,
+  SecretRef,
+} from './context.js';
 export {
   CONTEXT_PURPOSE,
   orgDekContext,
+  orgMacKeyContext,
   PRIVATE_KEY_KINDS,
   privateKeyContext,
   secretDekContext,
@@ -82,18 +89,31 @@ export {
   importDataKey,
   readEnvelopeHeader,
   rewrapOrgDek,
+  rewrapOrgMacKey,
   rewrapPrivateKey,
   rewrapSecretDek,
   unwrapOrgDek,
+  unwrapOrgMacKey,
   unwrapPrivateKey,
   unwrapSecretDek,
   wrapOrgDek,
+  wrapOrgMacKey,
   wrapPrivateKey,
   wrapSecretDek,
 } from './envelope.js';
 export type { ErrorCode } from './errors.js';
 export { CrateError, DECRYPT_FAILED_MESSAGE, ERROR_CODES, isCrateError } from './errors.js';
 export { HKDF_MAX_INFO_BYTES, HKDF_SHA256_MAX_LENGTH, hkdfSha256 } from './hkdf.js';
+export type { SecretState } from './integrity.js';
+export {
+  computeSecretStateMac,
+  INTEGRITY_MAC_DOMAIN,
+  SECRET_STATE_MAC_BYTES,
+  SECRET_STATE_MAC_FORMAT_VERSION,
+  SECRET_STATE_MAC_PURPOSE,
+  secretStateMacInput,
+  verifySecretStateMac,
+} from './integrity.js';
 export type { KeyVouchStatement } from './key-vouch.js';
 export { KEY_VOUCH_DOMAIN, keyVouchBytes, signKeyVouch, verifyKeyVouch } from './key-vouch.js';
 export type { KeyLookup } from './keyring.js';

@@ -16,10 +16,12 @@ import {
   rewrapSecretDek,
   type SecretRef,
   unwrapOrgDek,
+  unwrapOrgMacKey,
   unwrapPrivateKey,
   unwrapSecretDek,
   type VersionedKey,
   wrapOrgDek,
+  wrapOrgMacKey,
   wrapPrivateKey,
   wrapSecretDek,
 } from '../src/index.js';
@@ -156,7 +158,7 @@ describe('envelope header', () => {
       patched(2, 0), // format version
       patched(2, 2), // format version
       patched(3, 0), // kind
-      patched(3, 5), // kind
+      patched(3, 6), // kind
       Buffer.concat([good.subarray(0, 4), Buffer.alloc(4), good.subarray(8)]), // version 0
     ];
     for (const blob of malformed) {
@@ -230,12 +232,15 @@ describe('opening a blob as another kind', () => {
   const blobs = {
     'org-dek': wrapOrgDek(master, dataKey, orgCtx),
     'private-key': wrapPrivateKey(master, dataKey, keyCtx),
+    'org-mac-key': wrapOrgMacKey(master, dataKey, { orgId: orgCtx.orgId, macKeyVersion: 1 }),
     'secret-dek': wrapSecretDek({ version: 3, key: sharedKey }, dataKey, secretRefCtx),
     'secret-value': encryptValue(sharedKey, dataKey, secretRefCtx),
   };
   const openers = {
     'org-dek': (blob: Buffer) => unwrapOrgDek(sameKey, blob, orgCtx),
     'private-key': (blob: Buffer) => unwrapPrivateKey(sameKey, blob, keyCtx),
+    'org-mac-key': (blob: Buffer) =>
+      unwrapOrgMacKey(sameKey, blob, { orgId: orgCtx.orgId, macKeyVersion: 1 }),
     'secret-dek': (blob: Buffer) => unwrapSecretDek(sameKey, blob, secretRefCtx),
     'secret-value': (blob: Buffer) => decryptValue(sharedKey, blob, secretRefCtx),
   };
@@ -257,7 +262,7 @@ describe('opening a blob as another kind', () => {
         }
       }
     }
-    expect(pairs).toBe(12);
+    expect(pairs).toBe(20);
   });
 
   it('fails when the kind byte is rewritten to match the opener', () => {

@@ -21,6 +21,7 @@ import { assertKeyringHoldsReferencedVersions } from './rotation/master-key-rota
 import { startRotations } from './rotation/rotation.runner.js';
 import { allRoutes } from './routes.js';
 import { startSealingKeySweeper } from './sealing-rotation/sealing-rotation.service.js';
+import { adoptSecretsWithoutMac } from './secrets/secret-integrity.js';
 
 export interface ServerOptions {
   database: DatabaseOptions;
@@ -105,6 +106,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await assertKeyringHoldsReferencedVersions(db, keyring);
     await keys.verifyMasterKeyOpensEverything();
     await ensureAuditKey(db, keyring);
+    // Once, on the first start after the upgrade that added state MACs (secret-integrity.ts).
+    const adopted = await adoptSecretsWithoutMac(db, keyring);
     const keyService = keys;
     const audit = new AuditWriter(db, (options) => keyService.auditSigner(options));
     const context: AppContext = {
@@ -118,6 +121,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
     const app = buildApp(context, allRoutes, options.app);
     registerHealthRoute(app, context, new HealthMonitor({ db, audit, unseal }, options.health));
+    for (const { orgId, secrets } of adopted) {
+      // Expected exactly once per org, at the upgrade: seen again, someone re-armed the adoption
+      // list in the database (docs/threat-model.md, "Stored state integrity").
+      app.log.warn(
+        { orgId, secrets },
+        'adopted secrets stored before integrity MACs: their current state is MACed as found',
+      );
+    }
     // Retired sealing keys past their grace period lose their private key: now, then hourly.
     sweeper = startSealingKeySweeper(context, (error) =>
       app.log.error({ err: error }, 'the sweep of retired sealing keys failed'),

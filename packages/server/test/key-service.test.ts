@@ -30,7 +30,11 @@ describe('the key service', () => {
 
   it('opens every wrapped key with the master key that wrapped them', async () => {
     const keys = new KeyService(opened.db, keyring, new UnsealState());
-    expect(await keys.verifyMasterKeyOpensEverything()).toEqual({ deks: 1, privateKeys: 3 });
+    expect(await keys.verifyMasterKeyOpensEverything()).toEqual({
+      deks: 1,
+      privateKeys: 3,
+      macKeys: 1,
+    });
   });
 
   it('fails closed with ERR_MASTER_KEY_MISMATCH under another master key and records it for /healthz', async () => {

@@ -784,7 +784,7 @@ describeEachDatabase('master key rotation', (fresh) => {
     const early = await runCli(['keys', 'retire-master-version', '1', ...db(), ...keyFile()]);
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(
-      /master key version 1 is still used by 7 records \(2 org DEKs, 4 org private keys, 1 audit key\)/,
+      /master key version 1 is still used by 9 records \(2 org DEKs, 2 org integrity keys, 4 org private keys, 1 audit key\)/,
     );
     expect(early.stderr).toContain('ERR_CONFLICT');
 
@@ -797,11 +797,12 @@ describeEachDatabase('master key rotation', (fresh) => {
     const midway = await query<{ v: number; n: number }>(
       install.database,
       `select master_key_version as v, count(*)::int as n from (
-         select master_key_version from org_deks union all select master_key_version from org_keys
+         select master_key_version from org_deks union all select master_key_version from org_mac_keys
+         union all select master_key_version from org_keys
          union all select master_key_version from system_keys) t group by 1 order by 1`,
     );
     expect(midway).toEqual([
-      { v: 1, n: 4 },
+      { v: 1, n: 6 },
       { v: 2, n: 3 },
     ]);
 
@@ -811,8 +812,8 @@ describeEachDatabase('master key rotation', (fresh) => {
       status: 'done',
       resumed: true,
       toVersion: 2,
-      rewrapped: 4,
-      rewrappedTotal: 7,
+      rewrapped: 6,
+      rewrappedTotal: 9,
       remaining: 0,
     });
 
@@ -838,7 +839,7 @@ describeEachDatabase('master key rotation', (fresh) => {
       (error: { stderr: string }) => error,
     );
     expect(refused.stderr).toContain('ERR_MASTER_KEY_VERSION_MISSING');
-    expect(refused.stderr).toMatch(/lacks version 2, still used by 7 records/);
+    expect(refused.stderr).toMatch(/lacks version 2, still used by 9 records/);
 
     server = await startServerProcess(install);
     const client = new SecretsClient(server.url, install.ownerToken, install.orgId);

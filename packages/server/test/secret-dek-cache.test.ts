@@ -226,7 +226,12 @@ describe('the secret DEK cache in the key service', () => {
     });
     expect(unseal.ok).toBe(false);
     expect(keys.cacheSizes()).toEqual({ orgDeks: 0, privateKeys: 0, secretDeks: 0 });
-    const deks = { orgId, active: { version: 1, key: Buffer.alloc(32) }, lookup: () => undefined };
+    const deks = {
+      orgId,
+      active: { version: 1, key: Buffer.alloc(32) },
+      lookup: () => undefined,
+      macKeys: { active: undefined, lookup: () => undefined },
+    };
     expect(
       isCrateError(
         caught(() => keys.decryptSecret(deks, stored.wrappedDek, stored.ciphertext, stored.at)),

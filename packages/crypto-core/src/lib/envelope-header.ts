@@ -19,6 +19,7 @@ export const ENVELOPE_KIND_CODES = {
   'secret-dek': 2,
   'secret-value': 3,
   'private-key': 4,
+  'org-mac-key': 5,
 } as const;
 
 export type EnvelopeKind = keyof typeof ENVELOPE_KIND_CODES;

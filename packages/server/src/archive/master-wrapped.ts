@@ -3,8 +3,10 @@ import {
   isCrateError,
   type KeyLookup,
   type OrgDekContext,
+  type OrgMacKeyContext,
   type PrivateKeyContext,
   rewrapOrgDek,
+  rewrapOrgMacKey,
   rewrapPrivateKey,
   type VersionedKey,
 } from '@crate/crypto-core';
@@ -22,6 +24,7 @@ export type ArchiveRow = Record<string, unknown>;
 
 type WrappedContext =
   | { purpose: 'org-dek'; ctx: OrgDekContext; what: string }
+  | { purpose: 'org-mac-key'; ctx: OrgMacKeyContext; what: string }
   | { purpose: 'private-key'; ctx: PrivateKeyContext; what: string };
 
 interface MasterWrappedColumn {
@@ -42,6 +45,14 @@ export const MASTER_WRAPPED: Readonly<Record<string, MasterWrappedColumn>> = {
             ctx: { orgId: String(row.org_id), dekVersion: Number(row.version) },
             what: `DEK v${row.version} of organization ${row.org_id}`,
           },
+  },
+  org_mac_keys: {
+    column: 'wrapped_key',
+    context: (row) => ({
+      purpose: 'org-mac-key',
+      ctx: { orgId: String(row.org_id), macKeyVersion: Number(row.version) },
+      what: `integrity key v${row.version} of organization ${row.org_id}`,
+    }),
   },
   org_keys: {
     column: 'wrapped_private_key',
@@ -119,10 +130,21 @@ export function rewrapRow(
   const blob = decodeBytea(row[spec.column]);
   let rewrapped: Buffer;
   try {
-    rewrapped =
-      wrapped.purpose === 'org-dek'
-        ? rewrapOrgDek(from, to, blob, wrapped.ctx)
-        : rewrapPrivateKey(from, to, blob, wrapped.ctx);
+    switch (wrapped.purpose) {
+      case 'org-dek':
+        rewrapped = rewrapOrgDek(from, to, blob, wrapped.ctx);
+        break;
+      case 'org-mac-key':
+        rewrapped = rewrapOrgMacKey(from, to, blob, wrapped.ctx);
+        break;
+      case 'private-key':
+        rewrapped = rewrapPrivateKey(from, to, blob, wrapped.ctx);
+        break;
+      default: {
+        const unhandled: never = wrapped;
+        throw new TypeError(`unknown wrapped purpose ${JSON.stringify(unhandled)}`);
+      }
+    }
   } catch (error) {
     if (isCrateError(error, 'ERR_DECRYPT') || isCrateError(error, 'ERR_KEY_VERSION_UNKNOWN')) {
       throw onFailure(wrapped.what, error);

@@ -6,6 +6,7 @@ import * as defaultProject from './migrations/20261124T0900_default_project.js';
 import * as keyRotation from './migrations/20261130T1000_key_rotation.js';
 import * as masterKeyHolders from './migrations/20261130T1000_master_key_holders.js';
 import * as orgKeyVouches from './migrations/20261130T1100_org_key_vouches.js';
+import * as secretIntegrity from './migrations/20261204T1200_secret_integrity.js';
 import * as invitations from './migrations/20261204T1400_invitations.js';
 
 // Migrations are imported statically (not read from a folder at run time) so the built server
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '20261130T1000_key_rotation': keyRotation,
   '20261130T1000_master_key_holders': masterKeyHolders,
   '20261130T1100_org_key_vouches': orgKeyVouches,
+  '20261204T1200_secret_integrity': secretIntegrity,
   '20261204T1400_invitations': invitations,
 };
 

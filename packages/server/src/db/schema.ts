@@ -35,6 +35,20 @@ export interface OrgDeksTable {
   created_at: CreatedAt;
 }
 
+/** An org's integrity key (keys secrets.state_mac), wrapped by the master key. */
+export interface OrgMacKeysTable {
+  org_id: string;
+  version: number;
+  wrapped_key: Buffer;
+  master_key_version: number;
+  created_at: CreatedAt;
+}
+
+/** Orgs from before the integrity MAC whose secrets the first start after the upgrade adopts. */
+export interface SecretMacAdoptionTable {
+  org_id: string;
+}
+
 /** Shared shape of org_keys and system_keys: a public key in clear, the private key wrapped. */
 export interface AsymmetricKeyColumns {
   id: string;
@@ -98,6 +112,11 @@ export interface SecretsTable {
   deleted_at: NullableTimestamp;
   created_at: CreatedAt;
   updated_at: Timestamp;
+  /**
+   * HMAC over the state above the server acts on (current_version, deleted, tags) and the
+   * secret's identity (crypto-core integrity.ts); null only before adoption after an upgrade.
+   */
+  state_mac: ColumnType<Buffer | null, Buffer | null | undefined, Buffer | null>;
 }
 
 export interface SecretVersionsTable {
@@ -105,6 +124,10 @@ export interface SecretVersionsTable {
   version: number;
   wrapped_dek: Buffer;
   ciphertext: Buffer;
+  /**
+   * A hint for the index: the org DEK version that wraps wrapped_dek. The truth is the wrapped
+   * envelope's own (authenticated) header; rotation and status read that and check this.
+   */
   org_dek_version: number;
   client_encrypted: boolean;
   /** The actor string (see auth/principal.ts), never a token. */
@@ -246,6 +269,8 @@ export interface MasterKeyHoldersTable {
 export interface Database {
   orgs: OrgsTable;
   org_deks: OrgDeksTable;
+  org_mac_keys: OrgMacKeysTable;
+  secret_mac_adoption: SecretMacAdoptionTable;
   org_keys: OrgKeysTable;
   org_key_vouches: OrgKeyVouchesTable;
   system_keys: SystemKeysTable;

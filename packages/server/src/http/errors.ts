@@ -29,6 +29,11 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   ERR_AUDIT_UNAVAILABLE: 503,
   ERR_DATABASE_UNAVAILABLE: 503,
   ERR_NONCE_BUDGET_EXHAUSTED: 503,
+  // Stored state failed its integrity MAC (secrets/secret-integrity.ts): a server-side fault,
+  // not the client's (so not 4xx), and not transient (so not 503, which invites retries).
+  // Unlike ERR_INTERNAL its code and message reach the client, who must not take it for a
+  // passing glitch.
+  ERR_INTEGRITY: 500,
   ERR_INTERNAL: 500,
 };
 
@@ -53,7 +58,7 @@ export function toHttpError(error: unknown): HttpError {
   const crate = asCrateError(error);
   if (!crate) return INTERNAL;
   const status = HTTP_STATUS[crate.code];
-  if (status === undefined || status === 500) return INTERNAL;
+  if (status === undefined || crate.code === 'ERR_INTERNAL') return INTERNAL;
   return { status, body: { error: { code: crate.code, message: crate.message } } };
 }
 

@@ -8,6 +8,7 @@ import {
   type Keyring,
   type SecretRef,
   unwrapOrgDek,
+  unwrapOrgMacKey,
   unwrapPrivateKey,
   type VersionedKey,
   zeroize,
@@ -23,6 +24,7 @@ import {
   findOrgKey,
   listAllWrappedOrgMaterial,
   listOrgDeks,
+  listOrgMacKeys,
   listSystemKeys,
 } from './keys.repository.js';
 import {
@@ -39,6 +41,15 @@ export interface OrgDeks {
   readonly active: VersionedKey;
   /** Synchronous, so it can be passed to crypto-core as a KeyLookup. */
   readonly lookup: (version: number) => Buffer | undefined;
+  /**
+   * The org's integrity (MAC) keys, loaded and evicted with its DEKs: the newest for new MACs
+   * (undefined when the org has none, which refuses every write: see secret-integrity.ts), any
+   * held version for checking one.
+   */
+  readonly macKeys: {
+    readonly active: VersionedKey | undefined;
+    readonly lookup: (version: number) => Buffer | undefined;
+  };
 }
 
 export interface SealingKey {
@@ -68,6 +79,7 @@ const CACHE_SWEEP_INTERVAL_MS = 30_000;
 interface CachedDeks {
   activeVersion: number;
   versions: Map<number, Buffer>;
+  macKeys: Map<number, Buffer>;
 }
 
 // signingKeyById's internal signal (never leaves it): the key read with the values is not a
@@ -100,8 +112,9 @@ export class KeyService {
     this.#secretDeks = new SecretDekCache(secretDekPolicy);
     this.#deks = new KeyCache<CachedDeks>(policy, (entry) => {
       this.#secretDeks.forgetUnder(entry.versions.values());
-      for (const key of entry.versions.values()) zeroize(key);
+      for (const key of [...entry.versions.values(), ...entry.macKeys.values()]) zeroize(key);
       entry.versions.clear();
+      entry.macKeys.clear();
     });
     this.#privateKeys = new KeyCache<KeyObject>(policy, () => {});
     this.#sweeper = setInterval(() => {
@@ -127,6 +140,8 @@ export class KeyService {
       let missed = false;
       try {
         const active = value.versions.get(value.activeVersion)!;
+        const macVersion = Math.max(0, ...value.macKeys.keys());
+        const macKeys = value.macKeys;
         return await fn({
           orgId,
           active: { version: value.activeVersion, key: active },
@@ -134,6 +149,11 @@ export class KeyService {
             const key = value.versions.get(version);
             if (key === undefined) missed = true;
             return key;
+          },
+          macKeys: {
+            active:
+              macVersion === 0 ? undefined : { version: macVersion, key: macKeys.get(macVersion)! },
+            lookup: (version) => macKeys.get(version),
           },
         });
       } catch (error) {
@@ -269,8 +289,12 @@ export class KeyService {
    * Unwraps every org DEK and private key the database holds, then throws away the result.
    * Run at start-up so a wrong key file or a copied database is refused before serving.
    */
-  async verifyMasterKeyOpensEverything(): Promise<{ deks: number; privateKeys: number }> {
-    const [deks, orgKeys, systemKeys] = await listAllWrappedOrgMaterial(this.#db);
+  async verifyMasterKeyOpensEverything(): Promise<{
+    deks: number;
+    privateKeys: number;
+    macKeys: number;
+  }> {
+    const [deks, orgKeys, systemKeys, macKeys] = await listAllWrappedOrgMaterial(this.#db);
     for (const dek of deks) {
       const key = this.#unwrap(
         () =>
@@ -279,6 +303,18 @@ export class KeyService {
             dekVersion: dek.version,
           }),
         `the DEK v${dek.version} of organization ${dek.org_id}`,
+        true,
+      );
+      zeroize(key);
+    }
+    for (const mac of macKeys) {
+      const key = this.#unwrap(
+        () =>
+          unwrapOrgMacKey(this.#keyring, mac.wrapped_key, {
+            orgId: mac.org_id,
+            macKeyVersion: mac.version,
+          }),
+        `the integrity key v${mac.version} of organization ${mac.org_id}`,
         true,
       );
       zeroize(key);
@@ -309,7 +345,11 @@ export class KeyService {
       );
       zeroize(der);
     }
-    return { deks: deks.length, privateKeys: orgKeys.length + systemKeys.length };
+    return {
+      deks: deks.length,
+      privateKeys: orgKeys.length + systemKeys.length,
+      macKeys: macKeys.length,
+    };
   }
 
   /**
@@ -355,11 +395,28 @@ export class KeyService {
   }
 
   async #loadDeks(orgId: string): Promise<CachedDeks> {
-    const rows = await listOrgDeks(this.#db, orgId);
+    const [rows, macRows] = await Promise.all([
+      listOrgDeks(this.#db, orgId),
+      listOrgMacKeys(this.#db, orgId),
+    ]);
     const active = rows.find((row) => row.status === 'active');
     if (!active) throw new CrateError('ERR_NOT_FOUND', 'no such organization');
     const versions = new Map<number, Buffer>();
+    const macKeys = new Map<number, Buffer>();
     try {
+      for (const row of macRows) {
+        macKeys.set(
+          row.version,
+          this.#unwrap(
+            () =>
+              unwrapOrgMacKey(this.#keyring, row.wrapped_key, {
+                orgId,
+                macKeyVersion: row.version,
+              }),
+            `the integrity key v${row.version} of organization ${orgId}`,
+          ),
+        );
+      }
       for (const row of rows) {
         versions.set(
           row.version,
@@ -370,10 +427,10 @@ export class KeyService {
         );
       }
     } catch (error) {
-      for (const key of versions.values()) zeroize(key);
+      for (const key of [...versions.values(), ...macKeys.values()]) zeroize(key);
       throw error;
     }
-    return { activeVersion: active.version, versions };
+    return { activeVersion: active.version, versions, macKeys };
   }
 
   async #privateKey(

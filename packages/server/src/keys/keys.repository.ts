@@ -4,6 +4,7 @@ import type {
   OrgDeksTable,
   OrgKey,
   OrgKeysTable,
+  OrgMacKeysTable,
   SystemKey,
   SystemKeysTable,
 } from '../db/schema.js';
@@ -44,6 +45,22 @@ export function listOrgDeks(db: Db, orgId: string): Promise<OrgDekRow[]> {
     .where('status', '!=', 'destroyed')
     .orderBy('version')
     .execute();
+}
+
+export function listOrgMacKeys(
+  db: Db,
+  orgId: string,
+): Promise<Array<{ version: number; wrapped_key: Buffer }>> {
+  return db
+    .selectFrom('org_mac_keys')
+    .select(['version', 'wrapped_key'])
+    .where('org_id', '=', orgId)
+    .orderBy('version')
+    .execute();
+}
+
+export async function insertOrgMacKey(db: Db, row: Insertable<OrgMacKeysTable>): Promise<void> {
+  await db.insertInto('org_mac_keys').values(row).execute();
 }
 
 export function findOrgKey(db: Db, orgId: string, keyId: string): Promise<OrgKey | undefined> {
@@ -131,5 +148,6 @@ export function listAllWrappedOrgMaterial(db: Db) {
       .select(['id', 'kind', 'wrapped_private_key'])
       .where('wrapped_private_key', 'is not', null)
       .execute(),
+    db.selectFrom('org_mac_keys').select(['org_id', 'version', 'wrapped_key']).execute(),
   ]);
 }

@@ -6,16 +6,24 @@ import {
   type Keyring,
   spkiFingerprint,
   wrapOrgDek,
+  wrapOrgMacKey,
   wrapPrivateKey,
   zeroize,
 } from '@crate/crypto-core';
 import type { Insertable, Kysely, Transaction } from 'kysely';
-import type { Database, OrgDeksTable, OrgKeysTable, SystemKeysTable } from '../db/schema.js';
+import type {
+  Database,
+  OrgDeksTable,
+  OrgKeysTable,
+  OrgMacKeysTable,
+  SystemKeysTable,
+} from '../db/schema.js';
 import { newId } from '../lib/ids.js';
 import {
   findActiveAuditKey,
   insertOrgDek,
   insertOrgKey,
+  insertOrgMacKey,
   insertSystemKeyIfNoneActive,
 } from './keys.repository.js';
 
@@ -27,9 +35,27 @@ export interface OrgKeyPairRows {
   signing: Insertable<OrgKeysTable>;
 }
 
-/** The rows a new org needs: DEK v1 and its two key pairs. */
+/** The rows a new org needs: DEK v1, integrity key v1 and its two key pairs. */
 export interface OrgKeyRows extends OrgKeyPairRows {
   dek: Insertable<OrgDeksTable>;
+  macKey: Insertable<OrgMacKeysTable>;
+}
+
+/** A fresh integrity (MAC) key v1 for the org, wrapped under the active master key version. */
+export function generateOrgMacKey(keyring: Keyring, orgId: string): Insertable<OrgMacKeysTable> {
+  const master = keyring.active();
+  const macKey = generateDataKey();
+  try {
+    return {
+      org_id: orgId,
+      version: 1,
+      wrapped_key: wrapOrgMacKey(master, macKey, { orgId, macKeyVersion: 1 }),
+      master_key_version: master.version,
+    };
+  } finally {
+    // JavaScript gives no guarantee that no copy survives; this shortens the window.
+    zeroize(macKey);
+  }
 }
 
 /**
@@ -49,6 +75,7 @@ export async function generateOrgKeys(keyring: Keyring, orgId: string): Promise<
         master_key_version: master.version,
         status: 'active',
       },
+      macKey: generateOrgMacKey(keyring, orgId),
       ...pairs,
     };
   } finally {
@@ -109,6 +136,7 @@ export async function generateOrgKeyPairs(
 
 export async function insertOrgKeys(db: Db, rows: OrgKeyRows): Promise<void> {
   await insertOrgDek(db, rows.dek);
+  await insertOrgMacKey(db, rows.macKey);
   await insertOrgKey(db, rows.sealing);
   await insertOrgKey(db, rows.signing);
 }

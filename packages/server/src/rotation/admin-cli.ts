@@ -395,20 +395,30 @@ export async function runRotateOrg(org: string, flags: DatabaseFlags): Promise<v
 
 // --- status ----------------------------------------------------------------------------------
 
-/** Every org DEK version not destroyed, with how many secret versions it wraps now. */
+/**
+ * Every org DEK version not destroyed, with how many secret versions it wraps now: counted by
+ * the wrapped envelope's own header, never by the org_dek_version column, which is a hint;
+ * rows whose hint disagrees with their header are counted apart (an edit made outside the
+ * server; the next `keys rotate-org` repairs them).
+ */
 async function orgDekReferences(db: Kysely<Database>) {
   const { rows } = await sql<{
     org_id: string;
     version: number;
     status: string;
     secret_versions: number;
+    hint_mismatches: number;
   }>`
-    select d.org_id, d.version, d.status, coalesce(n.count, 0)::int as secret_versions
+    select d.org_id, d.version, d.status, coalesce(n.count, 0)::int as secret_versions,
+           coalesce(n.mismatched, 0)::int as hint_mismatches
       from org_deks d
-      left join (select s.org_id, sv.org_dek_version, count(*) as count
+      left join (select s.org_id, crate_envelope_key_version(sv.wrapped_dek) as version,
+                        count(*) as count,
+                        count(*) filter (where sv.org_dek_version
+                          is distinct from crate_envelope_key_version(sv.wrapped_dek)) as mismatched
                    from secret_versions sv join secrets s on s.id = sv.secret_id
-                  group by s.org_id, sv.org_dek_version) n
-        on n.org_id = d.org_id and n.org_dek_version = d.version
+                  group by 1, 2) n
+        on n.org_id = d.org_id and n.version = d.version
      where d.status <> 'destroyed'
      order by d.org_id, d.version`.execute(db);
   return rows.map((row) => ({
@@ -416,6 +426,7 @@ async function orgDekReferences(db: Kysely<Database>) {
     version: row.version,
     status: row.status,
     secretVersions: row.secret_versions,
+    hintMismatches: row.hint_mismatches,
   }));
 }
 
@@ -456,7 +467,11 @@ export async function runKeysStatus(flags: DatabaseFlags): Promise<void> {
     for (const refs of references) lines.push(`  v${refs.version}: ${describeReferences(refs)}`);
     lines.push('Org DEK versions (secret versions each wraps):');
     for (const d of orgDeks) {
-      lines.push(`  ${d.orgId} v${d.version} (${d.status}): ${d.secretVersions}`);
+      const stale =
+        d.hintMismatches === 0
+          ? ''
+          : ` (${d.hintMismatches} with an org_dek_version column that disagrees with the envelope: edited outside the server; \`keys rotate-org\` repairs it)`;
+      lines.push(`  ${d.orgId} v${d.version} (${d.status}): ${d.secretVersions}${stale}`);
     }
     lines.push(`Running rotations: ${rotations.length === 0 ? 'none' : ''}`);
     for (const r of result.runningRotations) {

@@ -2,6 +2,7 @@ import {
   CrateError,
   type Keyring,
   rewrapOrgDek,
+  rewrapOrgMacKey,
   rewrapPrivateKey,
   type VersionedKey,
 } from '@crate/crypto-core';
@@ -30,6 +31,7 @@ import { pauseForTest } from './test-hooks.js';
 export interface MasterKeyReferences {
   version: number;
   orgDeks: number;
+  orgMacKeys: number;
   orgKeys: number;
   systemKeys: number;
   total: number;
@@ -37,12 +39,16 @@ export interface MasterKeyReferences {
 
 /**
  * Every master key version the database still uses, with how many records use it: org DEKs
- * (every status but destroyed), org private keys and audit keys not destroyed.
+ * (every status but destroyed), org integrity keys, org private keys and audit keys not
+ * destroyed.
  */
 export async function masterKeyReferences(db: Kysely<Database>): Promise<MasterKeyReferences[]> {
   const { rows } = await sql<{ version: number; table: string; count: number }>`
     select master_key_version as version, 'org_deks' as table, count(*)::int as count
       from org_deks where status <> 'destroyed' group by master_key_version
+    union all
+    select master_key_version, 'org_mac_keys', count(*)::int
+      from org_mac_keys group by master_key_version
     union all
     select master_key_version, 'org_keys', count(*)::int
       from org_keys where wrapped_private_key is not null group by master_key_version
@@ -56,11 +62,13 @@ export async function masterKeyReferences(db: Kysely<Database>): Promise<MasterK
     const entry = byVersion.get(row.version) ?? {
       version: row.version,
       orgDeks: 0,
+      orgMacKeys: 0,
       orgKeys: 0,
       systemKeys: 0,
       total: 0,
     };
     if (row.table === 'org_deks') entry.orgDeks += row.count;
+    else if (row.table === 'org_mac_keys') entry.orgMacKeys += row.count;
     else if (row.table === 'org_keys') entry.orgKeys += row.count;
     else entry.systemKeys += row.count;
     entry.total += row.count;
@@ -73,6 +81,7 @@ export function describeReferences(refs: MasterKeyReferences): string {
   return (
     `${refs.total} record${refs.total === 1 ? '' : 's'} ` +
     `(${refs.orgDeks} org DEK${refs.orgDeks === 1 ? '' : 's'}, ` +
+    `${refs.orgMacKeys} org integrity key${refs.orgMacKeys === 1 ? '' : 's'}, ` +
     `${refs.orgKeys} org private key${refs.orgKeys === 1 ? '' : 's'}, ` +
     `${refs.systemKeys} audit key${refs.systemKeys === 1 ? '' : 's'})`
   );
@@ -101,11 +110,11 @@ export async function assertKeyringHoldsReferencedVersions(
   );
 }
 
-type MasterTable = 'org_deks' | 'org_keys' | 'system_keys';
-const TABLES: readonly MasterTable[] = ['org_deks', 'org_keys', 'system_keys'];
+type MasterTable = 'org_deks' | 'org_mac_keys' | 'org_keys' | 'system_keys';
+const TABLES: readonly MasterTable[] = ['org_deks', 'org_mac_keys', 'org_keys', 'system_keys'];
 
 /**
- * Master key rotation: every org DEK, org private key and audit key not wrapped under the key
+ * Master key rotation: every org DEK, org integrity key, org private key and audit key not wrapped under the key
  * file's active version is re-wrapped under it, a batch at a time (one transaction each, the
  * rotation row advanced with it). The rows still to do are exactly those whose
  * master_key_version differs from the active one, so a killed rotation resumes by running it
@@ -253,6 +262,30 @@ async function rewrapBatch(
         });
         await trx
           .updateTable('org_deks')
+          .set({ wrapped_key: wrapped, master_key_version: target.version })
+          .where('org_id', '=', row.org_id)
+          .where('version', '=', row.version)
+          .execute();
+      }
+      n = rows.length;
+    } else if (table === 'org_mac_keys') {
+      // Re-wrapped only: the key itself (and so every state MAC made with it) is unchanged.
+      const rows = await trx
+        .selectFrom('org_mac_keys')
+        .select(['org_id', 'version', 'wrapped_key'])
+        .where('master_key_version', '!=', target.version)
+        .orderBy('org_id')
+        .orderBy('version')
+        .limit(step.batchSize)
+        .forUpdate()
+        .execute();
+      for (const row of rows) {
+        const wrapped = rewrapOrgMacKey(keyring, target, row.wrapped_key, {
+          orgId: row.org_id,
+          macKeyVersion: row.version,
+        });
+        await trx
+          .updateTable('org_mac_keys')
           .set({ wrapped_key: wrapped, master_key_version: target.version })
           .where('org_id', '=', row.org_id)
           .where('version', '=', row.version)

@@ -2,6 +2,7 @@ import {
   CrateError,
   generateDataKey,
   type Keyring,
+  readEnvelopeHeader,
   rewrapSecretDek,
   unwrapOrgDek,
   type VersionedKey,
@@ -284,27 +285,37 @@ async function rewrapBatch(
     const secrets: SecretRow[] = await query.execute();
     if (secrets.length === 0) return { exhausted: true as const };
     const byId = new Map(secrets.map((secret) => [secret.id, secret]));
+    // Which DEK wraps a row is what its envelope's header says (authenticated: it starts the
+    // AAD); org_dek_version is only a hint for the index. Rows where either is off the target
+    // are taken, so an edited hint can neither hide a row from the rotation nor survive it.
     const versions = await trx
       .selectFrom('secret_versions')
       .select(['secret_id', 'version', 'wrapped_dek'])
       .where('secret_id', 'in', [...byId.keys()])
-      .where('org_dek_version', '!=', target.version)
+      .where((eb) =>
+        eb.or([
+          eb('org_dek_version', '!=', target.version),
+          sql<boolean>`crate_envelope_key_version(wrapped_dek) is distinct from ${target.version}`,
+        ]),
+      )
       .forUpdate()
       .execute();
-    await rewrapRows(trx, target, lookup, orgId, byId, versions);
+    const rewrapped = await rewrapRows(trx, target, lookup, orgId, byId, versions);
     const cursor = secrets.at(-1)!.id;
-    await advanceRotation(trx, rotationId, {
-      cursor,
-      rewrapped: versions.length,
-      owner: step.owner,
-    });
+    await advanceRotation(trx, rotationId, { cursor, rewrapped, owner: step.owner });
     await pauseForTest('in-batch', batchNumber);
-    return { exhausted: false as const, cursor, rewrapped: versions.length };
+    return { exhausted: false as const, cursor, rewrapped };
   });
   if (!result.exhausted) await pauseForTest('after-batch', batchNumber);
   return result;
 }
 
+/**
+ * Re-wraps the rows whose envelope is not under the target (the header decides, read here
+ * again rather than trusting the query) and sets every row's hint to the target. Returns how
+ * many were re-wrapped; a row whose only fault was its hint keeps its bytes (so the nonce
+ * budget trigger does not count it).
+ */
 async function rewrapRows(
   trx: Transaction<Database>,
   target: VersionedKey,
@@ -312,10 +323,15 @@ async function rewrapRows(
   orgId: string,
   secrets: Map<string, SecretRow>,
   versions: Array<{ secret_id: string; version: number; wrapped_dek: Buffer }>,
-): Promise<void> {
-  if (versions.length === 0) return;
+): Promise<number> {
+  if (versions.length === 0) return 0;
+  let rewrapped = 0;
   const values = versions.map((row) => {
     const secret = secrets.get(row.secret_id)!;
+    if (readEnvelopeHeader(row.wrapped_dek).keyVersion === target.version) {
+      return sql`(${row.secret_id}, ${row.version}::int, ${row.wrapped_dek}::bytea)`;
+    }
+    rewrapped += 1;
     const wrapped = rewrapSecretDek(lookup, target, row.wrapped_dek, {
       orgId,
       projectId: secret.project_id,
@@ -330,9 +346,13 @@ async function rewrapRows(
        set wrapped_dek = v.wrapped_dek, org_dek_version = ${target.version}
       from (values ${sql.join(values)}) as v(secret_id, version, wrapped_dek)
      where sv.secret_id = v.secret_id and sv.version = v.version`.execute(trx);
+  return rewrapped;
 }
 
-/** Versions of the org's secrets not (yet) wrapped under `version`. */
+/**
+ * Versions of the org's secrets not (yet) wrapped under `version`, by their envelope header,
+ * or whose org_dek_version hint says otherwise (the rotation repairs those too).
+ */
 export async function countOrgRowsNotUnder(
   db: Kysely<Database> | Transaction<Database>,
   orgId: string,
@@ -343,7 +363,12 @@ export async function countOrgRowsNotUnder(
     .innerJoin('secrets', 'secrets.id', 'secret_versions.secret_id')
     .select(sql<number>`count(*)::int`.as('count'))
     .where('secrets.org_id', '=', orgId)
-    .where('secret_versions.org_dek_version', '!=', version)
+    .where((eb) =>
+      eb.or([
+        eb('secret_versions.org_dek_version', '!=', version),
+        sql<boolean>`crate_envelope_key_version(secret_versions.wrapped_dek) is distinct from ${version}`,
+      ]),
+    )
     .executeTakeFirstOrThrow();
   return row.count;
 }

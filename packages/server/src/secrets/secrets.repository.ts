@@ -13,53 +13,63 @@ function textArray(values: readonly string[]): RawBuilder<string[]> {
     : sql<string[]>`array[${sql.join(values)}]::text[]`;
 }
 
-export interface SecretSummaryRow {
+/** The columns of a secrets row its integrity MAC covers, and the MAC (secret-integrity.ts). */
+export interface SecretStateRow {
+  id: string;
   name: string;
-  version: number;
+  current_version: number;
+  deleted_at: Date | null;
   tags: string[];
-  updated_at: Date;
-  author: string;
+  state_mac: Buffer | null;
 }
 
-/** Live (not deleted) secrets of an environment, with the author of their current version. */
-export function listSecrets(
-  db: Db,
-  environmentId: string,
-  tags: readonly string[],
-): Promise<SecretSummaryRow[]> {
+const STATE_COLUMNS = [
+  'secrets.id',
+  'secrets.name',
+  'secrets.current_version',
+  'secrets.deleted_at',
+  'secrets.tags',
+  'secrets.state_mac',
+] as const;
+
+export interface SecretSummaryRow extends SecretStateRow {
+  updated_at: Date;
+  /** Null when the current version's row is missing (the caller reports it). */
+  author: string | null;
+}
+
+/**
+ * Every secret of an environment, deleted ones included, with the author of its current
+ * version. Neither the deleted flag nor the tags are filtered here: both are covered by the
+ * state MAC, so the caller checks each row first and filters after (a row hidden by an edited
+ * column would otherwise never be checked).
+ */
+export function listSecrets(db: Db, environmentId: string): Promise<SecretSummaryRow[]> {
   return db
     .selectFrom('secrets')
-    .innerJoin('secret_versions', (join) =>
+    .leftJoin('secret_versions', (join) =>
       join
         .onRef('secret_versions.secret_id', '=', 'secrets.id')
         .onRef('secret_versions.version', '=', 'secrets.current_version'),
     )
-    .select([
-      'secrets.name',
-      'secrets.current_version as version',
-      'secrets.tags',
-      'secrets.updated_at',
-      'secret_versions.author',
-    ])
+    .select([...STATE_COLUMNS, 'secrets.updated_at', 'secret_versions.author'])
     .where('secrets.environment_id', '=', environmentId)
-    .where('secrets.deleted_at', 'is', null)
-    .$if(tags.length > 0, (query) => query.where(sql<boolean>`secrets.tags @> ${textArray(tags)}`))
     .orderBy('secrets.name')
     .execute();
 }
 
-export interface StoredValueRow {
-  name: string;
-  version: number;
-  wrapped_dek: Buffer;
-  ciphertext: Buffer;
+export interface StoredValueRow extends SecretStateRow {
+  /** Null when the current version's row is missing (the caller reports it). */
+  wrapped_dek: Buffer | null;
+  ciphertext: Buffer | null;
 }
 
 /**
- * The current ciphertext of every live secret of an environment (or of the named ones), and the
+ * The current ciphertext of every secret of an environment (or of the named ones), deleted
+ * ones included so that their state MAC is checked too (the caller leaves them out), and the
  * id of the org's active signing key read in the same statement (an uncorrelated subquery,
- * evaluated once): a retrieval needs both, and this saves a round trip. The id is undefined when
- * no row matched (the caller then reads the key on its own).
+ * evaluated once): a retrieval needs both, and this saves a round trip. The id is undefined
+ * when no row matched (the caller then reads the key on its own).
  */
 export async function currentValuesAndSigningKey(
   db: Db,
@@ -69,14 +79,13 @@ export async function currentValuesAndSigningKey(
 ): Promise<{ rows: StoredValueRow[]; signingKeyId: string | null | undefined }> {
   const found = await db
     .selectFrom('secrets')
-    .innerJoin('secret_versions', (join) =>
+    .leftJoin('secret_versions', (join) =>
       join
         .onRef('secret_versions.secret_id', '=', 'secrets.id')
         .onRef('secret_versions.version', '=', 'secrets.current_version'),
     )
     .select((eb) => [
-      'secrets.name',
-      'secrets.current_version as version',
+      ...STATE_COLUMNS,
       'secret_versions.wrapped_dek',
       'secret_versions.ciphertext',
       eb
@@ -88,7 +97,6 @@ export async function currentValuesAndSigningKey(
         .as('signing_key_id'),
     ])
     .where('secrets.environment_id', '=', environmentId)
-    .where('secrets.deleted_at', 'is', null)
     .$if(names !== undefined, (query) => query.where('secrets.name', 'in', names!))
     .orderBy('secrets.name')
     .execute();
@@ -115,8 +123,8 @@ export async function claimNextVersion(
     tags: readonly string[] | undefined;
     now: Date;
   },
-): Promise<{ id: string; version: number }> {
-  const row = await trx
+): Promise<SecretStateRow> {
+  return trx
     .insertInto('secrets')
     .values({
       id: secret.id,
@@ -136,9 +144,21 @@ export async function claimNextVersion(
         ...(secret.tags !== undefined && { tags: eb.ref('excluded.tags') }),
       })),
     )
-    .returning(['id', 'current_version'])
+    .returning(['id', 'name', 'current_version', 'deleted_at', 'tags', 'state_mac'])
     .executeTakeFirstOrThrow();
-  return { id: row.id, version: row.current_version };
+}
+
+/** Records the state MACs of rows this transaction has just changed (and still holds locked). */
+export async function setStateMacs(
+  trx: Transaction<Database>,
+  rows: ReadonlyArray<{ id: string; stateMac: Buffer }>,
+): Promise<void> {
+  if (rows.length === 0) return;
+  const values = rows.map((row) => sql`(${row.id}, ${row.stateMac}::bytea)`);
+  await sql`
+    update secrets as s set state_mac = v.state_mac
+      from (values ${sql.join(values)}) as v(id, state_mac)
+     where s.id = v.id`.execute(trx);
 }
 
 export async function insertVersion(
@@ -160,56 +180,77 @@ export async function insertVersions(
     .execute();
 }
 
-export interface SecretRow {
-  id: string;
-  name: string;
-  current_version: number;
-  deleted_at: Date | null;
-}
-
 /** The secret (deleted or not), locked for the rest of the transaction. */
 export function lockSecret(
   trx: Transaction<Database>,
   environmentId: string,
   name: string,
-): Promise<SecretRow | undefined> {
+): Promise<SecretStateRow | undefined> {
   return trx
     .selectFrom('secrets')
-    .select(['id', 'name', 'current_version', 'deleted_at'])
+    .select(STATE_COLUMNS)
     .where('environment_id', '=', environmentId)
     .where('name', '=', name)
     .forUpdate()
     .executeTakeFirst();
 }
 
+/** The named secrets of an environment that exist (deleted or not), locked, in name order. */
+export function lockSecrets(
+  trx: Transaction<Database>,
+  environmentId: string,
+  names: readonly string[],
+): Promise<SecretStateRow[]> {
+  return trx
+    .selectFrom('secrets')
+    .select(STATE_COLUMNS)
+    .where('environment_id', '=', environmentId)
+    .where('name', 'in', names)
+    .orderBy('name')
+    .forUpdate()
+    .execute();
+}
+
 export function findSecret(
   db: Db,
   environmentId: string,
   name: string,
-): Promise<SecretRow | undefined> {
+): Promise<SecretStateRow | undefined> {
   return db
     .selectFrom('secrets')
-    .select(['id', 'name', 'current_version', 'deleted_at'])
+    .select(STATE_COLUMNS)
     .where('environment_id', '=', environmentId)
     .where('name', '=', name)
     .executeTakeFirst();
 }
 
-/** Marks a live secret deleted; its versions stay. False if there was no live secret. */
-export async function softDeleteSecret(
-  db: Db,
-  environmentId: string,
-  name: string,
+/** Marks a (locked, checked) secret deleted, with the MAC of its new state; its versions stay. */
+export async function markDeleted(
+  trx: Transaction<Database>,
+  secretId: string,
   now: Date,
-): Promise<boolean> {
-  const result = await db
+  stateMac: Buffer,
+): Promise<void> {
+  await trx
     .updateTable('secrets')
-    .set({ deleted_at: now, updated_at: now })
-    .where('environment_id', '=', environmentId)
-    .where('name', '=', name)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+    .set({ deleted_at: now, updated_at: now, state_mac: stateMac })
+    .where('id', '=', secretId)
+    .execute();
+}
+
+/** A rollback's new current version (which revives a deleted secret), with its state MAC. */
+export async function advanceToVersion(
+  trx: Transaction<Database>,
+  secretId: string,
+  version: number,
+  now: Date,
+  stateMac: Buffer,
+): Promise<void> {
+  await trx
+    .updateTable('secrets')
+    .set({ current_version: version, deleted_at: null, updated_at: now, state_mac: stateMac })
+    .where('id', '=', secretId)
+    .execute();
 }
 
 export function findVersion(db: Db, secretId: string, version: number) {

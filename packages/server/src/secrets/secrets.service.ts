@@ -23,6 +23,13 @@ import { newId } from '../lib/ids.js';
 import { type VouchLink, vouchChainFor } from '../sealing-rotation/sealing-rotation.service.js';
 import { sealingKeyFor } from './sealing-keys.js';
 import {
+  assertStateIntact,
+  integrityFailure,
+  type SecretPlace,
+  stateMac,
+} from './secret-integrity.js';
+import {
+  advanceToVersion,
   claimNextVersion,
   currentValuesAndSigningKey,
   findSecret,
@@ -32,7 +39,9 @@ import {
   listSecrets,
   listVersions,
   lockSecret,
-  softDeleteSecret,
+  lockSecrets,
+  markDeleted,
+  setStateMacs,
 } from './secrets.repository.js';
 import { type SealedWrite, sealInvalid } from './secrets.validation.js';
 
@@ -57,6 +66,14 @@ function secretRef(place: Place, name: string, version: number): SecretRef {
     environmentId: place.environment.id,
     name,
     version,
+  };
+}
+
+function integrityPlace(place: Place): SecretPlace {
+  return {
+    orgId: place.org.id,
+    projectId: place.project.id,
+    environmentId: place.environment.id,
   };
 }
 
@@ -163,11 +180,22 @@ export async function setSecrets(
     const order = write.items
       .map((item, index) => ({ item, index }))
       .sort((a, b) => (a.item.name < b.item.name ? -1 : a.item.name > b.item.name ? 1 : 0));
-    const written = await ctx.keys.useOrgDeks(place.org.id, ({ active }) =>
+    const at = integrityPlace(place);
+    const written = await ctx.keys.useOrgDeks(place.org.id, (deks) =>
       inTransaction(ctx.db, async (trx) => {
+        const { active } = deks;
+        // A write continues the stored state: check it first, or the new MAC would vouch for
+        // whatever an edit left (its tags, a raised version number). The rows that exist are
+        // locked here, in name order like the claims below; a secret a concurrent writer
+        // creates after this read is not checked (it is that writer's, MACed, moments old).
+        const names = order.map(({ item }) => item.name);
+        for (const existing of await lockSecrets(trx, place.environment.id, names)) {
+          assertStateIntact(deks, at, existing);
+        }
         const claimed: { index: number; id: string; version: number }[] = [];
+        const macs: Array<{ id: string; stateMac: Buffer }> = [];
         for (const { item, index } of order) {
-          const { id, version } = await claimNextVersion(trx, {
+          const state = await claimNextVersion(trx, {
             id: newId('sec'),
             orgId: place.org.id,
             projectId: place.project.id,
@@ -176,8 +204,10 @@ export async function setSecrets(
             tags: item.tags,
             now,
           });
-          claimed.push({ index, id, version });
+          claimed.push({ index, id: state.id, version: state.current_version });
+          macs.push({ id: state.id, stateMac: stateMac(deks, at, state) });
         }
+        await setStateMacs(trx, macs);
         const rows = claimed.map(({ index, id, version }) => {
           const { name } = write.items[index]!;
           const { wrappedDek, ciphertext } = encryptSecret(
@@ -215,31 +245,65 @@ export async function setSecrets(
 
 export async function listSecretMetadata(ctx: AppContext, access: Access, tags: string[]) {
   const place = placeOf(access);
-  const rows = await listSecrets(ctx.db, place.environment.id, tags);
-  return {
-    secrets: rows.map((row) => ({
-      name: row.name,
-      version: row.version,
-      tags: row.tags,
-      updatedAt: row.updated_at.toISOString(),
-      updatedBy: row.author,
-    })),
-  };
+  const at = integrityPlace(place);
+  const rows = await listSecrets(ctx.db, place.environment.id);
+  return ctx.keys.useOrgDeks(place.org.id, (deks) => {
+    const secrets = [];
+    for (const row of rows) {
+      assertStateIntact(deks, at, row);
+      if (row.deleted_at !== null || !tags.every((tag) => row.tags.includes(tag))) continue;
+      if (row.author === null) throw currentVersionMissing(row.name, row.id, row.current_version);
+      secrets.push({
+        name: row.name,
+        version: row.current_version,
+        tags: row.tags,
+        updatedAt: row.updated_at.toISOString(),
+        updatedBy: row.author,
+      });
+    }
+    return { secrets };
+  });
+}
+
+/** The state MAC names a current version whose row is not there (deleted in the database). */
+function currentVersionMissing(name: string, secretId: string, version: number): CrateError {
+  return integrityFailure(name, secretId, `its current version v${version} is missing`);
 }
 
 export async function deleteSecret(ctx: AppContext, access: Access, name: string) {
   const place = placeOf(access);
-  if (!(await softDeleteSecret(ctx.db, place.environment.id, name, ctx.now()))) {
-    throw notFound(name);
-  }
+  const at = integrityPlace(place);
+  const now = ctx.now();
+  await ctx.keys.useOrgDeks(place.org.id, (deks) =>
+    inTransaction(ctx.db, async (trx) => {
+      const secret = await lockSecret(trx, place.environment.id, name);
+      if (!secret) throw notFound(name);
+      assertStateIntact(deks, at, secret);
+      if (secret.deleted_at !== null) throw notFound(name);
+      await markDeleted(trx, secret.id, now, stateMac(deks, at, { ...secret, deleted_at: now }));
+    }),
+  );
   return { name, deleted: true as const };
 }
 
+/**
+ * The versions of a secret. Versions are numbered 1..current without gaps (claimNextVersion)
+ * and never deleted, so anything else (the newest row deleted, a middle one removed) is an
+ * edit made outside the server.
+ */
 export async function secretHistory(ctx: AppContext, access: Access, name: string) {
   const place = placeOf(access);
+  const at = integrityPlace(place);
   const secret = await findSecret(ctx.db, place.environment.id, name);
   if (!secret) throw notFound(name);
   const rows = await listVersions(ctx.db, secret.id);
+  await ctx.keys.useOrgDeks(place.org.id, (deks) => assertStateIntact(deks, at, secret));
+  const current = secret.current_version;
+  if (rows.length !== current || rows.some((row, index) => row.version !== index + 1)) {
+    throw rows.some((row) => row.version === current)
+      ? integrityFailure(name, secret.id, `its version rows are not exactly 1..${current}`)
+      : currentVersionMissing(name, secret.id, current);
+  }
   return {
     name,
     currentVersion: secret.current_version,
@@ -268,10 +332,13 @@ export async function rollbackSecret(
   const place = placeOf(access);
   const author = actorOf(access.principal);
   const now = ctx.now();
-  return ctx.keys.useOrgDeks(place.org.id, ({ active, lookup }) =>
+  const at = integrityPlace(place);
+  return ctx.keys.useOrgDeks(place.org.id, (deks) =>
     inTransaction(ctx.db, async (trx) => {
+      const { active, lookup } = deks;
       const secret = await lockSecret(trx, place.environment.id, name);
       if (!secret) throw notFound(name);
+      assertStateIntact(deks, at, secret);
       const source = await findVersion(trx, secret.id, version);
       if (!source) {
         throw new CrateError('ERR_NOT_FOUND', `${name} has no version ${version}`);
@@ -310,11 +377,13 @@ export async function rollbackSecret(
         // Best effort: JavaScript gives no guarantee that no other copy of a value exists.
         zeroize(value);
       }
-      await trx
-        .updateTable('secrets')
-        .set({ current_version: next, deleted_at: null, updated_at: now })
-        .where('id', '=', secret.id)
-        .execute();
+      await advanceToVersion(
+        trx,
+        secret.id,
+        next,
+        now,
+        stateMac(deks, at, { ...secret, current_version: next, deleted_at: null }),
+      );
       return { name, version: next, rolledBackFrom: version };
     }),
   );
@@ -351,19 +420,26 @@ export async function retrieveBundle(
   const signing = signingKeyId
     ? await ctx.keys.signingKeyById(place.org.id, signingKeyId)
     : await ctx.keys.activeSigningKey(place.org.id);
-  if (names && rows.length !== names.length) {
-    const found = new Set(rows.map((row) => row.name));
-    const missing = names.filter((name) => !found.has(name));
-    throw new CrateError(
-      'ERR_NOT_FOUND',
-      `no secret named ${missing.slice(0, 10).join(', ')} in this environment`,
-    );
-  }
+  const at = integrityPlace(place);
   return ctx.keys.useOrgDeks(place.org.id, (deks) => {
+    // Deleted rows come back too, so that their state is checked before they are left out.
+    for (const row of rows) assertStateIntact(deks, at, row);
+    const live = rows.filter((row) => row.deleted_at === null);
+    if (names && live.length !== names.length) {
+      const found = new Set(live.map((row) => row.name));
+      const missing = names.filter((name) => !found.has(name));
+      throw new CrateError(
+        'ERR_NOT_FOUND',
+        `no secret named ${missing.slice(0, 10).join(', ')} in this environment`,
+      );
+    }
     const entries: BundleEntry[] = [];
     let payload: Buffer | undefined;
     try {
-      for (const row of rows) {
+      for (const row of live) {
+        if (row.wrapped_dek === null || row.ciphertext === null) {
+          throw currentVersionMissing(row.name, row.id, row.current_version);
+        }
         let value: Buffer;
         try {
           // Through the secret DEK cache: a version read before skips its DEK unwrap.
@@ -371,15 +447,15 @@ export async function retrieveBundle(
             deks,
             row.wrapped_dek,
             row.ciphertext,
-            secretRef(place, row.name, row.version),
+            secretRef(place, row.name, row.current_version),
           );
         } catch (error) {
           if (isCrateError(error, 'ERR_DECRYPT')) {
-            throw storedValueUnreadable(row.name, row.version, error);
+            throw storedValueUnreadable(row.name, row.current_version, error);
           }
           throw error;
         }
-        entries.push({ name: row.name, version: row.version, value });
+        entries.push({ name: row.name, version: row.current_version, value });
       }
       payload = encodeBundlePayload(entries);
       const bundle = buildBundle({
