@@ -107,7 +107,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await keys.verifyMasterKeyOpensEverything();
     await ensureAuditKey(db, keyring);
     // Once, on the first start after the upgrade that added state MACs (secret-integrity.ts).
-    const adopted = await adoptSecretsWithoutMac(db, keyring);
+    // Like a migration it rewrites every secret of an org in one transaction, which may take
+    // longer than the request time limits allow: they are lifted for it, as for migrations.
+    const adopted = await opened.database.withoutTimeouts(() =>
+      adoptSecretsWithoutMac(db, keyring),
+    );
     const keyService = keys;
     const audit = new AuditWriter(db, (options) => keyService.auditSigner(options));
     const context: AppContext = {
