@@ -40,23 +40,24 @@ export interface MasterKeyReferences {
 /**
  * Every master key version the database still uses, with how many records use it: org DEKs
  * (every status but destroyed), org integrity keys, org private keys and audit keys not
- * destroyed.
+ * destroyed. A record's version is the one its envelope's header names (authenticated: the
+ * header starts the AAD), not its master_key_version column, which is a hint: an edited column
+ * can then neither make a retirement look safe nor hide a record from the start-up check.
  */
 export async function masterKeyReferences(db: Kysely<Database>): Promise<MasterKeyReferences[]> {
   const { rows } = await sql<{ version: number; table: string; count: number }>`
-    select master_key_version as version, 'org_deks' as table, count(*)::int as count
-      from org_deks where status <> 'destroyed' group by master_key_version
+    select crate_envelope_key_version(wrapped_key)::int as version, 'org_deks' as table,
+           count(*)::int as count
+      from org_deks where status <> 'destroyed' group by 1
     union all
-    select master_key_version, 'org_mac_keys', count(*)::int
-      from org_mac_keys group by master_key_version
+    select crate_envelope_key_version(wrapped_key)::int, 'org_mac_keys', count(*)::int
+      from org_mac_keys group by 1
     union all
-    select master_key_version, 'org_keys', count(*)::int
-      from org_keys where wrapped_private_key is not null group by master_key_version
+    select crate_envelope_key_version(wrapped_private_key)::int, 'org_keys', count(*)::int
+      from org_keys where wrapped_private_key is not null group by 1
     union all
-    select master_key_version, 'system_keys', count(*)::int
-      from system_keys where wrapped_private_key is not null group by master_key_version`.execute(
-    db,
-  );
+    select crate_envelope_key_version(wrapped_private_key)::int, 'system_keys', count(*)::int
+      from system_keys where wrapped_private_key is not null group by 1`.execute(db);
   const byVersion = new Map<number, MasterKeyReferences>();
   for (const row of rows) {
     const entry = byVersion.get(row.version) ?? {
@@ -225,6 +226,15 @@ async function startOrResume(
   });
 }
 
+/**
+ * Rows to re-wrap: the envelope's header names another version, or the master_key_version hint
+ * does (an edited hint is repaired; the header is the truth and is what decides "done").
+ */
+function notUnder(column: 'wrapped_key' | 'wrapped_private_key', version: number) {
+  return sql<boolean>`(master_key_version <> ${version}
+    or crate_envelope_key_version(${sql.ref(column)}) is distinct from ${version})`;
+}
+
 async function rewrapBatch(
   db: Kysely<Database>,
   rotationId: string,
@@ -248,7 +258,7 @@ async function rewrapBatch(
       const rows = await trx
         .selectFrom('org_deks')
         .select(['org_id', 'version', 'wrapped_key'])
-        .where('master_key_version', '!=', target.version)
+        .where(notUnder('wrapped_key', target.version))
         .where('status', '!=', 'destroyed')
         .orderBy('org_id')
         .orderBy('version')
@@ -273,7 +283,7 @@ async function rewrapBatch(
       const rows = await trx
         .selectFrom('org_mac_keys')
         .select(['org_id', 'version', 'wrapped_key'])
-        .where('master_key_version', '!=', target.version)
+        .where(notUnder('wrapped_key', target.version))
         .orderBy('org_id')
         .orderBy('version')
         .limit(step.batchSize)
@@ -296,8 +306,8 @@ async function rewrapBatch(
       const rows = await trx
         .selectFrom('org_keys')
         .select(['id', 'org_id', 'kind', 'wrapped_private_key'])
-        .where('master_key_version', '!=', target.version)
         .where('wrapped_private_key', 'is not', null)
+        .where(notUnder('wrapped_private_key', target.version))
         .orderBy('id')
         .limit(step.batchSize)
         .forUpdate()
@@ -319,8 +329,8 @@ async function rewrapBatch(
       const rows = await trx
         .selectFrom('system_keys')
         .select(['id', 'wrapped_private_key'])
-        .where('master_key_version', '!=', target.version)
         .where('wrapped_private_key', 'is not', null)
+        .where(notUnder('wrapped_private_key', target.version))
         .orderBy('id')
         .limit(step.batchSize)
         .forUpdate()
